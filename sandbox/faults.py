@@ -1,0 +1,72 @@
+"""MockServer-style fault injection for the sandbox: latency, errors, hangs, broken bodies,
+and (PaymentService only) switches that deliberately break a money invariant so the suite's
+reconciliation can be shown to catch it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sandbox.common import ApiError
+
+Rate = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class BankFaults(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    latency_ms: float = Field(default=0.0, ge=0, le=60_000, description="Mean added latency")
+    jitter_ms: float = Field(default=0.0, ge=0, le=60_000, description="Uniform +/- jitter around the mean")
+    error_rate: float = Rate
+    timeout_rate: float = Rate
+    hang_s: float = Field(default=30.0, ge=0, le=600, description="How long a 'timeout' request hangs")
+    malformed_rate: float = Field(default=0.0, ge=0.0, le=1.0, description="Share answered with truncated JSON")
+
+    @classmethod
+    def from_env(cls) -> BankFaults:
+        env = os.environ
+        return cls(
+            latency_ms=float(env.get("SANDBOX_BANK_LATENCY_MS", 0)),
+            jitter_ms=float(env.get("SANDBOX_BANK_JITTER_MS", 0)),
+            error_rate=float(env.get("SANDBOX_BANK_ERROR_RATE", 0)),
+            timeout_rate=float(env.get("SANDBOX_BANK_TIMEOUT_RATE", 0)),
+            hang_s=float(env.get("SANDBOX_BANK_HANG_S", 30)),
+            malformed_rate=float(env.get("SANDBOX_BANK_MALFORMED_RATE", 0)),
+        )
+
+
+class MalformedFault(Exception):
+    """Raised to answer with a truncated JSON body (a proxy cutting the response)."""
+
+
+async def apply_bank_faults(faults: BankFaults, rng: random.Random) -> None:
+    if faults.latency_ms or faults.jitter_ms:
+        delay = faults.latency_ms + rng.uniform(-faults.jitter_ms, faults.jitter_ms)
+        if delay > 0:
+            await asyncio.sleep(delay / 1000.0)
+    roll = rng.random()
+    if roll < faults.timeout_rate:
+        await asyncio.sleep(faults.hang_s)
+        raise ApiError(500, "processing_error", "Injected fault: bank hung")
+    roll -= faults.timeout_rate
+    if roll < faults.error_rate:
+        raise ApiError(500, "processing_error", "Injected fault: bank error")
+    roll -= faults.error_rate
+    if roll < faults.malformed_rate:
+        raise MalformedFault
+
+
+class PaymentFaults(BaseModel):
+    """Test-only switches that break an invariant on purpose; all off by default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    break_invariant: Literal["none", "refund_race", "idempotency_off"] = "none"
+
+    @classmethod
+    def from_env(cls) -> PaymentFaults:
+        return cls(break_invariant=os.environ.get("SANDBOX_BREAK_INVARIANT", "none"))
