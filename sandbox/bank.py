@@ -8,14 +8,13 @@ import random
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import orjson
-from fastapi import Body, Depends, FastAPI, Header, Query, Request
+from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter, ValidationError
 
 from sandbox.common import (
     DECLINE_CARDS,
@@ -23,11 +22,15 @@ from sandbox.common import (
     Amount,
     ApiError,
     Card,
+    Currency,
     GuardMiddleware,
+    IdemKey,
     Idempotency,
     JSONResponse,
     MerchantId,
-    check_currency,
+    document_bearer_auth,
+    dump_json,
+    error_responses,
     install_error_handlers,
     iso,
     new_id,
@@ -44,11 +47,10 @@ AUTH_TTL_S = float(os.environ.get("SANDBOX_AUTH_TTL_S", 7 * 24 * 3600))
 class AuthorizationRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     amount: StrictInt = Amount
-    currency: StrictStr
+    currency: Currency
     card: Card
     merchant_id: StrictStr = MerchantId
     reference: StrictStr | None = Field(default=None, max_length=255)
-    _currency = field_validator("currency")(check_currency)
 
 
 class CaptureRequest(BaseModel):
@@ -90,6 +92,76 @@ class BatchRequest(BaseModel):
     operations: list[BatchOperation] = Field(min_length=1, max_length=100)
 
 
+class CardOut(BaseModel):
+    brand: str
+    last4: str
+
+
+class AuthorizationOut(BaseModel):
+    id: str
+    status: Literal["approved"]
+    amount: int
+    currency: str
+    merchant_id: str
+    reference: str | None
+    card: CardOut
+    created_at: str
+    expires_at: str
+
+
+class CaptureOut(BaseModel):
+    id: str
+    authorization_id: str
+    amount: int
+    currency: str
+    status: Literal["captured"]
+    created_at: str
+
+
+class BankRefundOut(BaseModel):
+    id: str
+    capture_id: str
+    amount: int
+    currency: str
+    status: Literal["refunded"]
+    created_at: str
+
+
+class TransactionOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str
+    type: Literal["authorization", "capture", "refund"]
+    status: str
+    amount: int
+    currency: str
+    created_at: str
+
+
+class SettlementTotals(BaseModel):
+    captured: int
+    refunded: int
+    net: int
+    count: int
+
+
+class SettlementOut(SettlementTotals):
+    date: str
+    merchant_id: str | None
+    by_currency: dict[str, SettlementTotals]
+
+
+class BatchResult(BaseModel):
+    index: int
+    status_code: int
+    body: dict
+
+
+class BatchOut(BaseModel):
+    id: str
+    results: list[BatchResult]
+    created_at: str
+
+
 class Bank:
     """The bank's operations over its database; shared by the single endpoints and batches."""
 
@@ -118,8 +190,17 @@ class Bank:
             self.db.exec(
                 "INSERT INTO authorizations (id, merchant_id, amount, currency, card_brand, card_last4, reference,"
                 " status, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'approved', ?, ?)",
-                (row["id"], req.merchant_id, req.amount, req.currency, row["card"]["brand"], row["card"]["last4"],
-                 req.reference, created, created + AUTH_TTL_S),
+                (
+                    row["id"],
+                    req.merchant_id,
+                    req.amount,
+                    req.currency,
+                    row["card"]["brand"],
+                    row["card"]["last4"],
+                    req.reference,
+                    created,
+                    created + AUTH_TTL_S,
+                ),
             )
         return 201, row
 
@@ -137,64 +218,93 @@ class Bank:
                 raise ApiError(410, "authorization_expired", "This authorization has expired")
             capture_amount = amount if req.amount is None else req.amount
             if capture_amount > amount:
-                raise ApiError(409, "amount_exceeds_authorized",
-                               f"Capture of {capture_amount} exceeds the authorized {amount}")
+                raise ApiError(
+                    409, "amount_exceeds_authorized", f"Capture of {capture_amount} exceeds the authorized {amount}"
+                )
             cap_id, created = new_id("cap"), now()
-            self.db.exec("UPDATE authorizations SET status='captured', captured_amount=? WHERE id=?",
-                         (capture_amount, auth_id))
+            self.db.exec(
+                "UPDATE authorizations SET status='captured', captured_amount=? WHERE id=?", (capture_amount, auth_id)
+            )
             self.db.exec(
                 "INSERT INTO captures (id, authorization_id, merchant_id, amount, currency, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (cap_id, auth_id, merchant_id, capture_amount, currency, created),
             )
-        return 201, {"id": cap_id, "authorization_id": auth_id, "amount": capture_amount, "currency": currency,
-                     "status": "captured", "created_at": iso(created)}
+        return 201, {
+            "id": cap_id,
+            "authorization_id": auth_id,
+            "amount": capture_amount,
+            "currency": currency,
+            "status": "captured",
+            "created_at": iso(created),
+        }
 
     def refund(self, req: RefundRequest) -> tuple[int, dict]:
         with self.db.tx():
-            cap = self.db.one("SELECT amount, refunded_amount, currency, merchant_id FROM captures WHERE id=?",
-                              (req.capture_id,))
+            cap = self.db.one(
+                "SELECT amount, refunded_amount, currency, merchant_id FROM captures WHERE id=?", (req.capture_id,)
+            )
             if cap is None:
                 raise ApiError(404, "not_found", f"No capture {req.capture_id}")
             captured, refunded, currency, merchant_id = cap
             left = captured - refunded
             amount = left if req.amount is None else req.amount
             if amount <= 0 or amount > left:
-                raise ApiError(409, "refund_exceeds_captured",
-                               f"Refund of {amount} exceeds the {left} left on the capture")
+                raise ApiError(
+                    409, "refund_exceeds_captured", f"Refund of {amount} exceeds the {left} left on the capture"
+                )
             ref_id, created = new_id("bre"), now()
-            self.db.exec("UPDATE captures SET refunded_amount = refunded_amount + ? WHERE id=?",
-                         (amount, req.capture_id))
+            self.db.exec(
+                "UPDATE captures SET refunded_amount = refunded_amount + ? WHERE id=?", (amount, req.capture_id)
+            )
             self.db.exec(
                 "INSERT INTO refunds (id, capture_id, merchant_id, amount, currency, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (ref_id, req.capture_id, merchant_id, amount, currency, created),
             )
-        return 201, {"id": ref_id, "capture_id": req.capture_id, "amount": amount, "currency": currency,
-                     "status": "refunded", "created_at": iso(created)}
+        return 201, {
+            "id": ref_id,
+            "capture_id": req.capture_id,
+            "amount": amount,
+            "currency": currency,
+            "status": "refunded",
+            "created_at": iso(created),
+        }
 
     def transaction(self, txn_id: str) -> dict:
         prefix = txn_id.split("_", 1)[0]
         if prefix == "auth":
-            row = self.db.one("SELECT status, amount, currency, created_at, merchant_id FROM authorizations"
-                              " WHERE id=?", (txn_id,))
+            row = self.db.one(
+                "SELECT status, amount, currency, created_at, merchant_id FROM authorizations WHERE id=?", (txn_id,)
+            )
             kind = "authorization"
             if row and row[0] == "approved" and now() > self._expiry(txn_id):
                 row = ("expired", *row[1:])
         elif prefix == "cap":
-            row = self.db.one("SELECT 'captured', amount, currency, created_at, merchant_id, refunded_amount"
-                              " FROM captures WHERE id=?", (txn_id,))
+            row = self.db.one(
+                "SELECT 'captured', amount, currency, created_at, merchant_id, refunded_amount"
+                " FROM captures WHERE id=?",
+                (txn_id,),
+            )
             kind = "capture"
         elif prefix == "bre":
-            row = self.db.one("SELECT 'refunded', amount, currency, created_at, merchant_id FROM refunds WHERE id=?",
-                              (txn_id,))
+            row = self.db.one(
+                "SELECT 'refunded', amount, currency, created_at, merchant_id FROM refunds WHERE id=?", (txn_id,)
+            )
             kind = "refund"
         else:
             row = None
         if row is None:
             raise ApiError(404, "not_found", f"No transaction {txn_id}")
-        body = {"id": txn_id, "type": kind, "status": row[0], "amount": row[1], "currency": row[2],
-                "created_at": iso(row[3]), "merchant_id": row[4]}
+        body = {
+            "id": txn_id,
+            "type": kind,
+            "status": row[0],
+            "amount": row[1],
+            "currency": row[2],
+            "created_at": iso(row[3]),
+            "merchant_id": row[4],
+        }
         if kind == "capture":
             body["refunded_amount"] = row[5]
         return body
@@ -203,7 +313,7 @@ class Bank:
         return self.db.one("SELECT expires_at FROM authorizations WHERE id=?", (auth_id,))[0]
 
     def settlement(self, day: date, merchant_id: str | None) -> dict:
-        start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
         end = start + 86400
         where, params = "created_at >= ? AND created_at < ?", [start, end]
         if merchant_id:
@@ -226,8 +336,9 @@ class Bank:
         try:
             op = _batch_op.validate_python(raw)
         except ValidationError as exc:
-            details = [{"field": ".".join(str(p) for p in e["loc"]) or "operation", "issue": e["msg"]}
-                       for e in exc.errors()]
+            details = [
+                {"field": ".".join(str(p) for p in e["loc"]) or "operation", "issue": e["msg"]} for e in exc.errors()
+            ]
             return 422, ApiError(422, "validation_error", "Invalid batch operation", details).body()
         try:
             if isinstance(op, AuthorizeOp):
@@ -251,10 +362,15 @@ def create_app(data_dir: Path, faults: BankFaults | None = None, on_ready: Calla
         yield
         db.close()
 
-    app = FastAPI(title="BankingAPI (sandbox)", version="1.0.0", lifespan=lifespan,
-                  description="Emulated acquiring bank: authorizations, captures, refunds, settlements, batches.")
+    app = FastAPI(
+        title="BankingAPI (sandbox)",
+        version="1.0.0",
+        lifespan=lifespan,
+        description="Emulated acquiring bank: authorizations, captures, refunds, settlements, batches.",
+    )
     install_error_handlers(app)
     app.add_middleware(GuardMiddleware)
+    document_bearer_auth(app)
 
     @app.exception_handler(MalformedFault)
     async def _malformed(_: Request, __: MalformedFault) -> Response:
@@ -278,51 +394,87 @@ def create_app(data_dir: Path, faults: BankFaults | None = None, on_ready: Calla
         except BaseException:
             idem.release(scope, key)
             raise
-        raw = orjson.dumps(body)
+        raw = dump_json(body)
         idem.finish(scope, key, status, raw)
         return Response(raw, status_code=status, media_type="application/json")
 
-    IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
     v1 = [Depends(faults_dep)]
 
-    @app.get("/health")
+    @app.get("/health", response_model=dict[str, str])
     async def health() -> dict:
         return {"status": "ok" if state["bank"].db.healthy() else "degraded"}
 
-    @app.post("/v1/authorizations", status_code=201, dependencies=v1)
+    @app.post(
+        "/v1/authorizations",
+        status_code=201,
+        dependencies=v1,
+        response_model=AuthorizationOut,
+        responses=error_responses(402, 409, 500),
+    )
     async def authorize(req: AuthorizationRequest, idempotency_key: IdemKey = None) -> Response:
-        return await idempotent("authorize", idempotency_key, req.model_dump(mode="json"),
-                                lambda: state["bank"].authorize(req))
+        return await idempotent(
+            "authorize", idempotency_key, req.model_dump(mode="json"), lambda: state["bank"].authorize(req)
+        )
 
-    @app.post("/v1/authorizations/{auth_id}/capture", status_code=201, dependencies=v1)
-    async def capture(auth_id: str, req: Annotated[CaptureRequest | None, Body()] = None,
-                      idempotency_key: IdemKey = None) -> Response:
+    @app.post(
+        "/v1/authorizations/{auth_id}/capture",
+        status_code=201,
+        dependencies=v1,
+        response_model=CaptureOut,
+        responses=error_responses(404, 409, 410, 500),
+    )
+    async def capture(
+        auth_id: str, req: Annotated[CaptureRequest | None, Body()] = None, idempotency_key: IdemKey = None
+    ) -> Response:
         req = req or CaptureRequest()
-        return await idempotent(f"capture:{auth_id}", idempotency_key, req.model_dump(mode="json"),
-                                lambda: state["bank"].capture(auth_id, req))
+        return await idempotent(
+            f"capture:{auth_id}",
+            idempotency_key,
+            req.model_dump(mode="json"),
+            lambda: state["bank"].capture(auth_id, req),
+        )
 
-    @app.post("/v1/refunds", status_code=201, dependencies=v1)
+    @app.post(
+        "/v1/refunds",
+        status_code=201,
+        dependencies=v1,
+        response_model=BankRefundOut,
+        responses=error_responses(404, 409, 500),
+    )
     async def refund(req: RefundRequest, idempotency_key: IdemKey = None) -> Response:
-        return await idempotent("refund", idempotency_key, req.model_dump(mode="json"),
-                                lambda: state["bank"].refund(req))
+        return await idempotent(
+            "refund", idempotency_key, req.model_dump(mode="json"), lambda: state["bank"].refund(req)
+        )
 
-    @app.get("/v1/transactions/{txn_id}", dependencies=v1)
+    @app.get(
+        "/v1/transactions/{txn_id}",
+        dependencies=v1,
+        response_model=TransactionOut,
+        responses=error_responses(404, 500, body=False),
+    )
     async def transaction(txn_id: str) -> JSONResponse:
         return JSONResponse(state["bank"].transaction(txn_id))
 
-    @app.get("/v1/settlements", dependencies=v1)
-    async def settlements(date_: Annotated[str, Query(alias="date", description="YYYY-MM-DD")],
-                          merchant_id: Annotated[str | None, Query(max_length=80)] = None) -> JSONResponse:
+    @app.get(
+        "/v1/settlements", dependencies=v1, response_model=SettlementOut, responses=error_responses(500, body=False)
+    )
+    async def settlements(
+        date_: Annotated[str, Query(alias="date", description="YYYY-MM-DD")],
+        merchant_id: Annotated[str | None, Query(max_length=80)] = None,
+    ) -> JSONResponse:
         try:
             day = date.fromisoformat(date_) if len(date_) == 10 else None
         except ValueError:
             day = None
         if day is None:
-            raise ApiError(422, "validation_error", "date must be YYYY-MM-DD",
-                           [{"field": "date", "issue": "expected YYYY-MM-DD"}])
+            raise ApiError(
+                422, "validation_error", "date must be YYYY-MM-DD", [{"field": "date", "issue": "expected YYYY-MM-DD"}]
+            )
         return JSONResponse(state["bank"].settlement(day, merchant_id or None))
 
-    @app.post("/v1/batches", status_code=200, dependencies=v1)
+    @app.post(
+        "/v1/batches", status_code=200, dependencies=v1, response_model=BatchOut, responses=error_responses(409, 500)
+    )
     async def batches(req: BatchRequest, idempotency_key: IdemKey = None) -> Response:
         ops = [op.model_dump(mode="json") for op in req.operations]
 
@@ -335,11 +487,11 @@ def create_app(data_dir: Path, faults: BankFaults | None = None, on_ready: Calla
 
         return await idempotent("batch", idempotency_key, ops, work)
 
-    @app.get("/__sandbox/faults")
+    @app.get("/__sandbox/faults", response_model=BankFaults, responses=error_responses(body=False))
     async def get_faults() -> dict:
         return state["faults"].model_dump()
 
-    @app.put("/__sandbox/faults")
+    @app.put("/__sandbox/faults", response_model=BankFaults, responses=error_responses())
     async def put_faults(faults: BankFaults) -> dict:
         state["faults"] = faults
         return faults.model_dump()

@@ -6,6 +6,7 @@ SIGINT/SIGTERM and exits cleanly. A taken port is one clear line and exit status
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import multiprocessing as mp
 import os
@@ -22,8 +23,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--payment-port", type=int, default=int(os.environ.get("SANDBOX_PAYMENT_PORT", 8000)))
     p.add_argument("--bank-port", type=int, default=int(os.environ.get("SANDBOX_BANK_PORT", 1080)))
     p.add_argument("--bank-url", default=None, help="BankingAPI the PaymentService calls (default: the local one)")
-    p.add_argument("--bank-timeout", type=float, default=float(os.environ.get("SANDBOX_BANK_TIMEOUT_S", 3.0)),
-                   help="PaymentService -> bank timeout in seconds (default 3)")
+    p.add_argument(
+        "--bank-timeout",
+        type=float,
+        default=float(os.environ.get("SANDBOX_BANK_TIMEOUT_S", 3.0)),
+        help="PaymentService -> bank timeout in seconds (default 3)",
+    )
     p.add_argument("--data-dir", type=Path, default=Path(os.environ.get("SANDBOX_DATA_DIR", ".sandbox-data")))
     p.add_argument("--reset", action="store_true", help="delete stored data before starting")
     return p.parse_args(argv)
@@ -48,21 +53,51 @@ def serve(service: str, args: argparse.Namespace) -> None:
     name = "PaymentService" if service == "payment" else "BankingAPI"
     url = f"http://{args.host}:{port}"
 
-    def ready() -> None:
+    def ready() -> None:  # called once the socket is bound
         print(f"sandbox: {name} listening on {url} (data: {args.data_dir})", flush=True)
 
     if service == "payment":
         from sandbox.payment import create_app
 
         bank_url = args.bank_url or f"http://{args.host}:{args.bank_port}"
-        app = create_app(args.data_dir, bank_url, args.bank_timeout, on_ready=ready)
+        app = create_app(args.data_dir, bank_url, args.bank_timeout)
     else:
         from sandbox.bank import create_app
 
-        app = create_app(args.data_dir, on_ready=ready)
-    config = uvicorn.Config(app, host=args.host, port=port, log_level="warning", access_log=False,
-                            server_header=False, timeout_graceful_shutdown=5)
-    uvicorn.Server(config).run()
+        app = create_app(args.data_dir)
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=5,
+    )
+    _quiet_server(config, ready).run()
+
+
+def _quiet_server(config, ready):
+    """A uvicorn.Server that says it listens only once bound, and exits 0 on SIGINT/SIGTERM
+    (uvicorn re-raises the signal after a graceful stop, which reads as a crash to a supervisor)."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                ready()
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            def handle(*_):
+                self.should_exit = True
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, handle)
+            yield
+
+    return Server(config)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,8 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         reason = port_free(args.host, port)
         if reason:
             flag = "--payment-port" if service == "payment" else "--bank-port"
-            print(f"sandbox: cannot listen on {args.host}:{port} ({reason}); stop what uses it or pass {flag}",
-                  file=sys.stderr)
+            print(
+                f"sandbox: cannot listen on {args.host}:{port} ({reason}); stop what uses it or pass {flag}",
+                file=sys.stderr,
+            )
             return 1
     if args.reset:
         from sandbox.storage import reset
@@ -83,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     args.data_dir.mkdir(parents=True, exist_ok=True)
     if len(services) == 1:
         serve(services[0], args)
+        print("sandbox: stopped", flush=True)
         return 0
 
     ctx = mp.get_context("spawn")
@@ -116,4 +154,3 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print("sandbox: stopped", flush=True)
     return 0
-

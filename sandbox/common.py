@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import secrets
 import time
 from datetime import date
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator, model_validator
@@ -67,11 +68,20 @@ class ApiError(Exception):
         return {"error": {"code": self.code, "message": self.message, "details": self.details, **self.extra}}
 
 
+def dump_json(content: Any) -> bytes:
+    """orjson, falling back to the stdlib for what orjson refuses (lone surrogates echoed back
+    from fuzzed input): an error body must always be sendable."""
+    try:
+        return orjson.dumps(content)
+    except TypeError:
+        return json.dumps(content, ensure_ascii=True, default=str).encode()
+
+
 class JSONResponse(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        return dump_json(content)
 
 
 def error_response(err: ApiError) -> JSONResponse:
@@ -95,7 +105,9 @@ def install_error_handlers(app: FastAPI) -> None:
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
             return error_response(ApiError(400, "invalid_json", "Request body is not valid JSON"))
-        details = [{"field": _field_name(tuple(e.get("loc", ()))), "issue": str(e.get("msg", "invalid"))} for e in errors]
+        details = [
+            {"field": _field_name(tuple(e.get("loc", ()))), "issue": str(e.get("msg", "invalid"))} for e in errors
+        ]
         fields = ", ".join(sorted({d["field"] for d in details}))
         return error_response(ApiError(422, "validation_error", f"Invalid request: {fields}", details))
 
@@ -156,7 +168,7 @@ class GuardMiddleware:
 
     @staticmethod
     async def _reject(send: Any, err: ApiError) -> None:
-        body = orjson.dumps(err.body())
+        body = dump_json(err.body())
         await send(
             {
                 "type": "http.response.start",
@@ -236,17 +248,22 @@ Amount = Field(ge=1, le=99_999_999, description="Integer in minor units")
 MerchantId = Field(pattern=r"^mer_[A-Za-z0-9_]{1,64}$", examples=["mer_acme"])
 
 
-def check_currency(v: str) -> str:
-    if v not in SUPPORTED_CURRENCIES:
-        raise ValueError(f"unsupported currency; one of {', '.join(sorted(SUPPORTED_CURRENCIES))}")
-    return v
+# An enum in the OpenAPI document, so clients (and fuzzers) see the supported set.
+Currency = Literal[tuple(sorted(SUPPORTED_CURRENCIES))]
 
+
+# Module level: FastAPI resolves (postponed) annotations against module globals.
+IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
 
 # --- idempotency ---------------------------------------------------------------------------
 
 
 def request_fingerprint(payload: Any) -> str:
-    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    try:
+        raw = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        raw = json.dumps(payload, sort_keys=True, ensure_ascii=True, default=str).encode()
+    return hashlib.sha256(raw).hexdigest()
 
 
 IDEMPOTENCY_SCHEMA = """
@@ -272,8 +289,12 @@ class Idempotency:
         if key is None:
             return None
         if not 1 <= len(key) <= 255:
-            raise ApiError(422, "validation_error", "Idempotency-Key must be 1-255 characters",
-                           [{"field": "Idempotency-Key", "issue": "length 1-255"}])
+            raise ApiError(
+                422,
+                "validation_error",
+                "Idempotency-Key must be 1-255 characters",
+                [{"field": "Idempotency-Key", "issue": "length 1-255"}],
+            )
         with self.db.tx():
             row = self.db.one(
                 "SELECT fingerprint, state, status_code, body, created_at FROM idempotency WHERE scope=? AND key=?",
@@ -287,11 +308,15 @@ class Idempotency:
                 )
                 return None
         if row[0] != fingerprint:
-            raise ApiError(409, "idempotency_key_reused",
-                           "This Idempotency-Key was already used with a different request body")
+            raise ApiError(
+                409, "idempotency_key_reused", "This Idempotency-Key was already used with a different request body"
+            )
         if row[1] == "in_progress":
-            raise ApiError(409, "idempotency_key_in_use",
-                           "A request with this Idempotency-Key is still being processed; retry later")
+            raise ApiError(
+                409,
+                "idempotency_key_in_use",
+                "A request with this Idempotency-Key is still being processed; retry later",
+            )
         return row[2], row[3]
 
     def finish(self, scope: str, key: str | None, status: int, body: bytes) -> None:
@@ -309,5 +334,59 @@ class Idempotency:
 
 
 def replay_response(stored: tuple[int, bytes]) -> Response:
-    return Response(stored[1], status_code=stored[0], media_type="application/json",
-                    headers={"Idempotent-Replayed": "true"})
+    return Response(
+        stored[1], status_code=stored[0], media_type="application/json", headers={"Idempotent-Replayed": "true"}
+    )
+
+
+# --- OpenAPI documentation -------------------------------------------------------------------
+
+
+class ErrorInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    code: str
+    message: str
+    details: list[dict]
+
+
+class ErrorBody(BaseModel):
+    error: ErrorInfo
+
+
+_REASONS = {
+    400: "Malformed JSON",
+    401: "Missing or invalid bearer token",
+    402: "Card declined",
+    404: "Unknown id",
+    409: "Conflict (idempotency, concurrency or money rule)",
+    410: "Gone",
+    413: "Body over 64 KiB",
+    422: "Validation error naming each bad field",
+    500: "Bank processing error",
+    502: "Bank error",
+    504: "Bank timeout",
+}
+
+
+def error_responses(*codes: int, body: bool = True) -> dict:
+    base = (400, 401, 413, 422) if body else (401, 422)
+    return {c: {"model": ErrorBody, "description": _REASONS[c]} for c in sorted({*base, *codes})}
+
+
+def document_bearer_auth(app: FastAPI) -> None:
+    """Declare the bearer token in the OpenAPI document (the guard middleware enforces it)."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        schema.setdefault("components", {})["securitySchemes"] = {"bearerAuth": {"type": "http", "scheme": "bearer"}}
+        for path, ops in schema.get("paths", {}).items():
+            for op in ops.values():
+                if path not in PUBLIC_PATHS:
+                    op["security"] = [{"bearerAuth": []}]
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi

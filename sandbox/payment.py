@@ -3,33 +3,37 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
-from datetime import date, datetime, time as dtime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import aiohttp
 import orjson
-from fastapi import Body, FastAPI, Header, Query
+from fastapi import Body, FastAPI, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
 
 from sandbox.common import (
     Amount,
     ApiError,
     Card,
+    Currency,
     GuardMiddleware,
+    IdemKey,
     Idempotency,
     JSONResponse,
     MerchantId,
-    check_currency,
     configured_token,
+    document_bearer_auth,
+    dump_json,
+    error_responses,
     install_error_handlers,
     iso,
     new_id,
@@ -53,12 +57,11 @@ class Customer(BaseModel):
 class PaymentRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     amount: StrictInt = Amount
-    currency: StrictStr = Field(examples=["USD"])
+    currency: Currency = Field(examples=["USD"])
     merchant_id: StrictStr = MerchantId
     description: StrictStr | None = Field(default=None, max_length=500)
     customer: Customer | None = None
     card: Card
-    _currency = field_validator("currency")(check_currency)
 
 
 class RefundRequest(BaseModel):
@@ -85,13 +88,72 @@ class ReportRequest(BaseModel):
 
 def _ts(value: date | datetime, end_of_day: bool) -> float:
     if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
-    moment = datetime.combine(value, dtime.min, tzinfo=timezone.utc)
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    moment = datetime.combine(value, dtime.min, tzinfo=UTC)
     return (moment + timedelta(days=1)).timestamp() - 0.000001 if end_of_day else moment.timestamp()
 
 
 def report_window(start: date | datetime, end: date | datetime) -> tuple[float, float]:
     return _ts(start, False), _ts(end, True)
+
+
+class CardOut(BaseModel):
+    brand: str
+    last4: str
+
+
+class RefundOut(BaseModel):
+    id: str
+    payment_id: str
+    amount: int
+    currency: str
+    status: Literal["pending", "succeeded"]
+    reason: str | None
+    bank_refund_id: str | None
+    created_at: str
+
+
+class PaymentOut(BaseModel):
+    id: str
+    status: PaymentStatus
+    amount: int
+    currency: str
+    merchant_id: str
+    customer_id: str | None
+    description: str | None
+    card: CardOut
+    decline_code: str | None
+    refunded_amount: int
+    refunds: list[RefundOut]
+    authorization_id: str | None
+    capture_id: str | None
+    created_at: str
+
+
+class TransactionsPage(BaseModel):
+    data: list[PaymentOut]
+    next_cursor: str | None
+    has_more: bool
+
+
+class CurrencyTotals(BaseModel):
+    count: int
+    gross: int
+    refunded: int
+    net: int
+
+
+class ReportOut(CurrencyTotals):
+    merchant_id: str
+    from_: str = Field(alias="from")
+    to: str
+    declined_count: int
+    by_currency: dict[str, CurrencyTotals]
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    checks: dict[str, str]
 
 
 class BankError(Exception):
@@ -122,11 +184,15 @@ class BankClient:
     async def post(self, path: str, payload: dict, idempotency_key: str) -> tuple[int, dict]:
         assert self.session is not None
         try:
-            async with self.session.post(self.base_url + path, data=orjson.dumps(payload), timeout=self.timeout,
-                                         headers={"Idempotency-Key": idempotency_key}) as resp:
+            async with self.session.post(
+                self.base_url + path,
+                data=orjson.dumps(payload),
+                timeout=self.timeout,
+                headers={"Idempotency-Key": idempotency_key},
+            ) as resp:
                 raw = await resp.read()
                 status = resp.status
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise BankError(ApiError(504, "bank_timeout", "The bank did not answer in time")) from exc
         except aiohttp.ClientError as exc:
             raise BankError(ApiError(502, "bank_error", f"Bank unreachable: {type(exc).__name__}")) from exc
@@ -148,7 +214,7 @@ class BankClient:
             assert self.session is not None
             async with self.session.get(self.base_url + "/health", timeout=aiohttp.ClientTimeout(total=0.5)) as r:
                 value = "ok" if r.status == 200 else "unreachable"
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.ClientError):
             value = "unreachable"
         self._health = (time.monotonic(), value)
         return value
@@ -164,8 +230,10 @@ def _expect(status: int, body: dict, want: int, field: str) -> str:
     return body[field]
 
 
-PAYMENT_COLUMNS = ("id, status, amount, currency, merchant_id, customer_id, description, card_brand, card_last4,"
-                   " decline_code, refunded_amount, authorization_id, capture_id, created_at")
+PAYMENT_COLUMNS = (
+    "id, status, amount, currency, merchant_id, customer_id, description, card_brand, card_last4,"
+    " decline_code, refunded_amount, authorization_id, capture_id, created_at"
+)
 
 
 class PaymentService:
@@ -183,32 +251,61 @@ class PaymentService:
         with self.db.tx():
             self.db.exec("INSERT OR IGNORE INTO merchants (id, created_at) VALUES (?, ?)", (req.merchant_id, now()))
         card = req.card.public()
-        auth_payload = {"amount": req.amount, "currency": req.currency, "merchant_id": req.merchant_id,
-                        "reference": payment_id, "card": req.card.model_dump()}
+        auth_payload = {
+            "amount": req.amount,
+            "currency": req.currency,
+            "merchant_id": req.merchant_id,
+            "reference": payment_id,
+            "card": req.card.model_dump(),
+        }
         status, body = await self.bank.post("/v1/authorizations", auth_payload, _bank_key(payment_id, "auth"))
         if status == 402:
             decline_code = (body.get("error") or {}).get("decline_code") or "generic_decline"
             self._insert_payment(payment_id, req, card, "declined", decline_code, None, None)
-            raise ApiError(402, "card_declined", "The card was declined", decline_code=decline_code,
-                           payment_id=payment_id)
+            raise ApiError(
+                402, "card_declined", "The card was declined", decline_code=decline_code, payment_id=payment_id
+            )
         auth_id = _expect(status, body, 201, "id")
-        status, body = await self.bank.post(f"/v1/authorizations/{auth_id}/capture", {"amount": req.amount},
-                                            _bank_key(payment_id, "capture"))
+        status, body = await self.bank.post(
+            f"/v1/authorizations/{auth_id}/capture", {"amount": req.amount}, _bank_key(payment_id, "capture")
+        )
         capture_id = _expect(status, body, 201, "id")
         self._insert_payment(payment_id, req, card, "succeeded", None, auth_id, capture_id)
         return 201, self.payment(payment_id)
 
-    def _insert_payment(self, pid: str, req: PaymentRequest, card: dict, status: str, decline_code: str | None,
-                        auth_id: str | None, capture_id: str | None) -> None:
+    def _insert_payment(
+        self,
+        pid: str,
+        req: PaymentRequest,
+        card: dict,
+        status: str,
+        decline_code: str | None,
+        auth_id: str | None,
+        capture_id: str | None,
+    ) -> None:
         cust = req.customer
         with self.db.tx():
             self.db.exec(
                 "INSERT OR IGNORE INTO payments (id, merchant_id, customer_id, customer_email, customer_name, amount,"
                 " currency, status, description, card_brand, card_last4, decline_code, authorization_id,"
                 " capture_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (pid, req.merchant_id, cust.id if cust else None, cust.email if cust else None,
-                 cust.name if cust else None, req.amount, req.currency, status, req.description, card["brand"],
-                 card["last4"], decline_code, auth_id, capture_id, now()),
+                (
+                    pid,
+                    req.merchant_id,
+                    cust.id if cust else None,
+                    cust.email if cust else None,
+                    cust.name if cust else None,
+                    req.amount,
+                    req.currency,
+                    status,
+                    req.description,
+                    card["brand"],
+                    card["last4"],
+                    decline_code,
+                    auth_id,
+                    capture_id,
+                    now(),
+                ),
             )
 
     def payment(self, pid: str) -> dict:
@@ -219,10 +316,22 @@ class PaymentService:
 
     @staticmethod
     def _payment_body(row: tuple, refunds: list[dict]) -> dict:
-        return {"id": row[0], "status": row[1], "amount": row[2], "currency": row[3], "merchant_id": row[4],
-                "customer_id": row[5], "description": row[6], "card": {"brand": row[7], "last4": row[8]},
-                "decline_code": row[9], "refunded_amount": row[10], "refunds": refunds,
-                "authorization_id": row[11], "capture_id": row[12], "created_at": iso(row[13])}
+        return {
+            "id": row[0],
+            "status": row[1],
+            "amount": row[2],
+            "currency": row[3],
+            "merchant_id": row[4],
+            "customer_id": row[5],
+            "description": row[6],
+            "card": {"brand": row[7], "last4": row[8]},
+            "decline_code": row[9],
+            "refunded_amount": row[10],
+            "refunds": refunds,
+            "authorization_id": row[11],
+            "capture_id": row[12],
+            "created_at": iso(row[13]),
+        }
 
     def _refunds(self, pids: list[str]) -> dict[str, list[dict]]:
         if not pids:
@@ -231,7 +340,8 @@ class PaymentService:
         out: dict[str, list[dict]] = {}
         for rid, pid, amount, currency, status, reason, bank_id, created in self.db.all(
             f"SELECT id, payment_id, amount, currency, status, reason, bank_refund_id, created_at FROM refunds"
-            f" WHERE payment_id IN ({marks}) AND status != 'failed' ORDER BY created_at", tuple(pids)
+            f" WHERE payment_id IN ({marks}) AND status != 'failed' ORDER BY created_at",
+            tuple(pids),
         ):
             out.setdefault(pid, []).append(_refund_body(rid, pid, amount, currency, status, reason, bank_id, created))
         return out
@@ -244,16 +354,21 @@ class PaymentService:
         refund_id, created = new_id("re"), now()
         with self.db.tx():  # reserve the amount before the bank call: racing refunds see it
             amount, currency, capture_id = self._refundable(pid, req)
-            self.db.exec("UPDATE payments SET pending_refund_amount = pending_refund_amount + ? WHERE id=?",
-                         (amount, pid))
-            self.db.exec("INSERT INTO refunds (id, payment_id, amount, currency, status, reason, created_at)"
-                         " VALUES (?, ?, ?, ?, 'pending', ?, ?)", (refund_id, pid, amount, currency, req.reason, created))
+            self.db.exec(
+                "UPDATE payments SET pending_refund_amount = pending_refund_amount + ? WHERE id=?", (amount, pid)
+            )
+            self.db.exec(
+                "INSERT INTO refunds (id, payment_id, amount, currency, status, reason, created_at)"
+                " VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+                (refund_id, pid, amount, currency, req.reason, created),
+            )
         try:
             bank_id = await self._bank_refund(capture_id, amount, key or refund_id)
         except BaseException:
             with self.db.tx():
-                self.db.exec("UPDATE payments SET pending_refund_amount = pending_refund_amount - ? WHERE id=?",
-                             (amount, pid))
+                self.db.exec(
+                    "UPDATE payments SET pending_refund_amount = pending_refund_amount - ? WHERE id=?", (amount, pid)
+                )
                 self.db.exec("UPDATE refunds SET status='failed' WHERE id=?", (refund_id,))
             raise
         with self.db.tx():
@@ -261,13 +376,18 @@ class PaymentService:
                 "UPDATE payments SET pending_refund_amount = pending_refund_amount - ?,"
                 " refunded_amount = refunded_amount + ?,"
                 " status = CASE WHEN refunded_amount + ? >= amount THEN 'refunded' ELSE 'partially_refunded' END"
-                " WHERE id=?", (amount, amount, amount, pid))
+                " WHERE id=?",
+                (amount, amount, amount, pid),
+            )
             self.db.exec("UPDATE refunds SET status='succeeded', bank_refund_id=? WHERE id=?", (bank_id, refund_id))
         return 201, _refund_body(refund_id, pid, amount, currency, "succeeded", req.reason, bank_id, created)
 
     def _refundable(self, pid: str, req: RefundRequest) -> tuple[int, str, str]:
-        row = self.db.one("SELECT status, amount, refunded_amount, pending_refund_amount, currency, capture_id"
-                          " FROM payments WHERE id=?", (pid,))
+        row = self.db.one(
+            "SELECT status, amount, refunded_amount, pending_refund_amount, currency, capture_id"
+            " FROM payments WHERE id=?",
+            (pid,),
+        )
         if row is None:
             raise ApiError(404, "not_found", f"No payment {pid}")
         status, amount, refunded, pending, currency, capture_id = row
@@ -280,8 +400,11 @@ class PaymentService:
         return want, currency, capture_id
 
     async def _bank_refund(self, capture_id: str, amount: int, key_base: str) -> str:
-        status, body = await self.bank.post("/v1/refunds", {"capture_id": capture_id, "amount": amount},
-                                            _bank_key(key_base, f"refund:{capture_id}:{amount}"))
+        status, body = await self.bank.post(
+            "/v1/refunds",
+            {"capture_id": capture_id, "amount": amount},
+            _bank_key(key_base, f"refund:{capture_id}:{amount}"),
+        )
         if status == 409:
             raise ApiError(409, "refund_exceeds_captured", "The bank refused: refund exceeds what is left")
         return _expect(status, body, 201, "id")
@@ -293,12 +416,16 @@ class PaymentService:
         refund_id, created = new_id("re"), now()
         bank_id = await self._bank_refund(capture_id, amount, key or refund_id)
         with self.db.tx():
-            self.db.exec("UPDATE payments SET refunded_amount=?, status=CASE WHEN ? >= amount THEN 'refunded'"
-                         " ELSE 'partially_refunded' END WHERE id=?",
-                         (seen_refunded + amount, seen_refunded + amount, pid))
-            self.db.exec("INSERT INTO refunds (id, payment_id, amount, currency, status, reason, bank_refund_id,"
-                         " created_at) VALUES (?, ?, ?, ?, 'succeeded', ?, ?, ?)",
-                         (refund_id, pid, amount, currency, req.reason, bank_id, created))
+            self.db.exec(
+                "UPDATE payments SET refunded_amount=?, status=CASE WHEN ? >= amount THEN 'refunded'"
+                " ELSE 'partially_refunded' END WHERE id=?",
+                (seen_refunded + amount, seen_refunded + amount, pid),
+            )
+            self.db.exec(
+                "INSERT INTO refunds (id, payment_id, amount, currency, status, reason, bank_refund_id,"
+                " created_at) VALUES (?, ?, ?, ?, 'succeeded', ?, ?, ?)",
+                (refund_id, pid, amount, currency, req.reason, bank_id, created),
+            )
         return 201, _refund_body(refund_id, pid, amount, currency, "succeeded", req.reason, bank_id, created)
 
     # -- listings and reports -------------------------------------------------------------
@@ -338,14 +465,29 @@ class PaymentService:
                 continue
             by_currency[currency] = {"count": count, "gross": gross, "refunded": refunded, "net": gross - refunded}
         totals = {k: sum(v[k] for v in by_currency.values()) for k in ("count", "gross", "refunded", "net")}
-        return {"merchant_id": req.merchant_id, "from": iso(start), "to": iso(end), **totals,
-                "declined_count": declined, "by_currency": by_currency}
+        return {
+            "merchant_id": req.merchant_id,
+            "from": iso(start),
+            "to": iso(end),
+            **totals,
+            "declined_count": declined,
+            "by_currency": by_currency,
+        }
 
 
-def _refund_body(rid: str, pid: str, amount: int, currency: str, status: str, reason: str | None,
-                 bank_id: str | None, created: float) -> dict:
-    return {"id": rid, "payment_id": pid, "amount": amount, "currency": currency, "status": status,
-            "reason": reason, "bank_refund_id": bank_id, "created_at": iso(created)}
+def _refund_body(
+    rid: str, pid: str, amount: int, currency: str, status: str, reason: str | None, bank_id: str | None, created: float
+) -> dict:
+    return {
+        "id": rid,
+        "payment_id": pid,
+        "amount": amount,
+        "currency": currency,
+        "status": status,
+        "reason": reason,
+        "bank_refund_id": bank_id,
+        "created_at": iso(created),
+    }
 
 
 def encode_cursor(seq: int) -> str:
@@ -362,8 +504,9 @@ def decode_cursor(cursor: str) -> int:
     raise ApiError(422, "validation_error", "cursor is not valid", [{"field": "cursor", "issue": "unknown cursor"}])
 
 
-def create_app(data_dir: Path, bank_url: str, bank_timeout_s: float = 3.0,
-               on_ready: Callable[[], None] | None = None) -> FastAPI:
+def create_app(
+    data_dir: Path, bank_url: str, bank_timeout_s: float = 3.0, on_ready: Callable[[], None] | None = None
+) -> FastAPI:
     state: dict[str, Any] = {}
 
     @asynccontextmanager
@@ -378,11 +521,15 @@ def create_app(data_dir: Path, bank_url: str, bank_timeout_s: float = 3.0,
         await bank.close()
         db.close()
 
-    app = FastAPI(title="PaymentService (sandbox)", version="1.0.0", lifespan=lifespan,
-                  description="Charges cards through the BankingAPI; refunds, lookups, merchant listings, reports.")
+    app = FastAPI(
+        title="PaymentService (sandbox)",
+        version="1.0.0",
+        lifespan=lifespan,
+        description="Charges cards through the BankingAPI; refunds, lookups, merchant listings, reports.",
+    )
     install_error_handlers(app)
     app.add_middleware(GuardMiddleware)
-    IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+    document_bearer_auth(app)
 
     async def idempotent(scope: str, key: str | None, payload: Any, work) -> Response:
         svc: PaymentService = state["svc"]
@@ -404,36 +551,63 @@ def create_app(data_dir: Path, bank_url: str, bank_timeout_s: float = 3.0,
         except BaseException:
             svc.idem.release(scope, key)
             raise
-        raw = orjson.dumps(body)
+        raw = dump_json(body)
         svc.idem.finish(scope, key, status, raw)
         return Response(raw, status_code=status, media_type="application/json")
 
-    @app.get("/health")
+    @app.get("/health", response_model=HealthOut)
     async def health() -> dict:
         svc: PaymentService = state["svc"]
         database = "ok" if svc.db.healthy() else "error"
-        return {"status": "ok" if database == "ok" else "degraded",
-                "checks": {"database": database, "bank": await svc.bank.health()}}
+        return {
+            "status": "ok" if database == "ok" else "degraded",
+            "checks": {"database": database, "bank": await svc.bank.health()},
+        }
+
+    PAY_ERRORS = error_responses(402, 409, 502, 504)
 
     async def create_payment(req: PaymentRequest, idempotency_key: IdemKey = None) -> Response:
-        return await idempotent("payment", idempotency_key, req.model_dump(mode="json"),
-                                lambda key: state["svc"].charge(req, key))
+        return await idempotent(
+            "payment", idempotency_key, req.model_dump(mode="json"), lambda key: state["svc"].charge(req, key)
+        )
 
-    app.post("/payments", status_code=201, summary="Charge a card")(create_payment)
-    app.post("/pay", status_code=201, summary="Charge a card (alias of POST /payments)")(create_payment)
+    app.post("/payments", status_code=201, summary="Charge a card", response_model=PaymentOut, responses=PAY_ERRORS)(
+        create_payment
+    )
+    app.post(
+        "/pay",
+        status_code=201,
+        summary="Charge a card (alias of POST /payments)",
+        response_model=PaymentOut,
+        responses=PAY_ERRORS,
+    )(create_payment)
 
-    @app.get("/payments/{payment_id}")
+    @app.get("/payments/{payment_id}", response_model=PaymentOut, responses=error_responses(404, body=False))
     async def get_payment(payment_id: str) -> JSONResponse:
         return JSONResponse(state["svc"].payment(payment_id))
 
-    @app.post("/payments/{payment_id}/refunds", status_code=201)
-    async def create_refund(payment_id: str, req: Annotated[RefundRequest | None, Body()] = None,
-                            idempotency_key: IdemKey = None) -> Response:
+    @app.post(
+        "/payments/{payment_id}/refunds",
+        status_code=201,
+        response_model=RefundOut,
+        responses=error_responses(404, 409, 502, 504),
+    )
+    async def create_refund(
+        payment_id: str, req: Annotated[RefundRequest | None, Body()] = None, idempotency_key: IdemKey = None
+    ) -> Response:
         req = req or RefundRequest()
-        return await idempotent(f"refund:{payment_id}", idempotency_key, req.model_dump(mode="json"),
-                                lambda key: state["svc"].refund(payment_id, req, key))
+        return await idempotent(
+            f"refund:{payment_id}",
+            idempotency_key,
+            req.model_dump(mode="json"),
+            lambda key: state["svc"].refund(payment_id, req, key),
+        )
 
-    @app.get("/merchants/{merchant_id}/transactions")
+    @app.get(
+        "/merchants/{merchant_id}/transactions",
+        response_model=TransactionsPage,
+        responses=error_responses(404, body=False),
+    )
     async def merchant_transactions(
         merchant_id: str,
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -442,15 +616,15 @@ def create_app(data_dir: Path, bank_url: str, bank_timeout_s: float = 3.0,
     ) -> JSONResponse:
         return JSONResponse(state["svc"].merchant_transactions(merchant_id, limit, cursor, status))
 
-    @app.post("/internal/generate-report")
+    @app.post("/internal/generate-report", response_model=ReportOut, responses=error_responses(404))
     async def generate_report(req: ReportRequest) -> JSONResponse:
         return JSONResponse(state["svc"].report(req))
 
-    @app.get("/__sandbox/faults")
+    @app.get("/__sandbox/faults", response_model=PaymentFaults, responses=error_responses(body=False))
     async def get_faults() -> dict:
         return state["svc"].faults.model_dump()
 
-    @app.put("/__sandbox/faults")
+    @app.put("/__sandbox/faults", response_model=PaymentFaults, responses=error_responses())
     async def put_faults(faults: PaymentFaults) -> dict:
         state["svc"].faults = faults
         return faults.model_dump()

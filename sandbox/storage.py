@@ -12,7 +12,8 @@ from pathlib import Path
 
 from sandbox.common import IDEMPOTENCY_SCHEMA
 
-PAYMENT_SCHEMA = """
+PAYMENT_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS merchants (id TEXT PRIMARY KEY, created_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS payments (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, merchant_id TEXT NOT NULL,
@@ -26,9 +27,12 @@ CREATE TABLE IF NOT EXISTS refunds (
     id TEXT PRIMARY KEY, payment_id TEXT NOT NULL, amount INTEGER NOT NULL, currency TEXT NOT NULL,
     status TEXT NOT NULL, reason TEXT, bank_refund_id TEXT, created_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS refunds_by_payment ON refunds (payment_id, created_at);
-""" + IDEMPOTENCY_SCHEMA
+"""
+    + IDEMPOTENCY_SCHEMA
+)
 
-BANK_SCHEMA = """
+BANK_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS authorizations (
     id TEXT PRIMARY KEY, merchant_id TEXT NOT NULL, amount INTEGER NOT NULL, currency TEXT NOT NULL,
     card_brand TEXT, card_last4 TEXT, reference TEXT, status TEXT NOT NULL,
@@ -42,7 +46,9 @@ CREATE TABLE IF NOT EXISTS refunds (
     id TEXT PRIMARY KEY, capture_id TEXT NOT NULL, merchant_id TEXT NOT NULL, amount INTEGER NOT NULL,
     currency TEXT NOT NULL, created_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS refunds_by_time ON refunds (created_at);
-""" + IDEMPOTENCY_SCHEMA
+"""
+    + IDEMPOTENCY_SCHEMA
+)
 
 
 class Database:

@@ -1,0 +1,129 @@
+"""Test helpers: run the real sandbox as a subprocess on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "test_token_123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def card(number: str = "4242424242424242", cvc: str = "123", exp_year: int = 2031, exp_month: int = 12) -> dict:
+    return {"number": number, "exp_month": exp_month, "exp_year": exp_year, "cvc": cvc, "holder_name": "Ada Test"}
+
+
+def payment_body(amount: int = 1999, currency: str = "USD", merchant: str = "mer_test", **card_kw) -> dict:
+    return {
+        "amount": amount,
+        "currency": currency,
+        "merchant_id": merchant,
+        "description": "test order",
+        "customer": {"id": "cus_1", "email": "ada@example.com", "name": "Ada"},
+        "card": card(**card_kw),
+    }
+
+
+class Sandbox:
+    """``python -m sandbox`` on free ports with its own data dir; stop() is idempotent."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        env: dict | None = None,
+        args: list[str] | None = None,
+        payment_port: int | None = None,
+        bank_port: int | None = None,
+    ):
+        self.data_dir = data_dir
+        self.payment_port = payment_port or free_port()
+        self.bank_port = bank_port or free_port()
+        self.env = {**os.environ, "AUTH_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.args = args or []
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def payment_url(self) -> str:
+        return f"http://127.0.0.1:{self.payment_port}"
+
+    @property
+    def bank_url(self) -> str:
+        return f"http://127.0.0.1:{self.bank_port}"
+
+    def start(self, timeout: float = 20.0) -> Sandbox:
+        cmd = [
+            sys.executable,
+            "-m",
+            "sandbox",
+            "--payment-port",
+            str(self.payment_port),
+            "--bank-port",
+            str(self.bank_port),
+            "--data-dir",
+            str(self.data_dir),
+            *self.args,
+        ]
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"sandbox exited early: {self.proc.stdout.read()}")
+            try:
+                if (
+                    requests.get(self.payment_url + "/health", timeout=0.5).ok
+                    and requests.get(self.bank_url + "/health", timeout=0.5).ok
+                ):
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("sandbox did not become healthy in time")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            return self.proc.wait(timeout=5)
+
+    def kill(self) -> None:
+        """Hard kill of the whole process group (the target dying)."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=5)
+
+    def set_bank_faults(self, **faults) -> dict:
+        r = requests.put(self.bank_url + "/__sandbox/faults", json=faults, headers=AUTH, timeout=5)
+        r.raise_for_status()
+        return r.json()
+
+    def set_payment_faults(self, **faults) -> dict:
+        r = requests.put(self.payment_url + "/__sandbox/faults", json=faults, headers=AUTH, timeout=5)
+        r.raise_for_status()
+        return r.json()
