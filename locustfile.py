@@ -1,0 +1,25 @@
+"""Payment Service ecosystem load test: the four user classes and suite-wide event hooks.
+
+    locust -f locustfile.py                      # web UI on http://127.0.0.1:8089
+    locust -f locustfile.py --headless -u 20 -r 2 -t 60s --html reports/run.html
+"""
+
+from __future__ import annotations
+
+import logging
+
+from locust import events
+
+from config import get_settings
+from users import BankingAPIUser, FailureSimulationUser, PaymentServiceUser, RealisticTrafficUser
+
+settings = get_settings()  # a bad setting stops here: one line per variable, exit 2
+
+__all__ = ["BankingAPIUser", "FailureSimulationUser", "PaymentServiceUser", "RealisticTrafficUser"]
+
+
+@events.test_start.add_listener
+def announce_targets(environment, **_kwargs) -> None:
+    classes = ", ".join(f"{c.__name__}(weight {c.weight})" for c in environment.user_classes)
+    logging.info("PaymentService %s | BankingAPI %s | users: %s", environment.host or settings.payment_service_url,
+                 settings.banking_api_url, classes)

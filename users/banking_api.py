@@ -1,0 +1,175 @@
+"""BankingAPIUser: the seed's BankingAPI mix (authorize 40, capture 25, refund 15, status 10,
+settlements 5, health 3, batches 2) against ``BANKING_API_URL``."""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import date
+from typing import Any
+
+from locust import tag, task
+
+from users.base import PaymentSuiteUser, RecentItems, missing_fields, settings
+
+
+class Held:
+    """An authorization or capture this user made: id, amount, and what was refunded of it."""
+
+    __slots__ = ("id", "amount", "refunded", "merchant_id")
+
+    def __init__(self, id: str, amount: int, merchant_id: str):
+        self.id, self.amount, self.merchant_id, self.refunded = id, amount, merchant_id, 0
+
+
+def has(field: str, value: Any):
+    def check(body: Any) -> str | None:
+        problem = missing_fields(body, "id", field)
+        if problem:
+            return problem
+        return None if body[field] == value else f"{field} {body[field]!r}, expected {value!r}"
+
+    return check
+
+
+class BankingAPIUser(PaymentSuiteUser):
+    weight = 2
+
+    def __init__(self, environment):
+        # --host names the PaymentService; the bank always has its own URL.
+        self.host = settings.banking_api_url
+        super().__init__(environment)
+
+    def on_start(self) -> None:
+        self.pending = deque(maxlen=settings.id_store_size)  # authorizations not captured yet
+        self.captures = RecentItems(settings.id_store_size)
+        self.txn_ids = RecentItems(settings.id_store_size)  # (id, type, amount) for status lookups
+        self.merchants: list[str] = []
+
+    def _auth_body(self) -> dict:
+        p = self.pool.payment(self.rng)
+        return {"amount": p["amount"], "currency": p["currency"], "card": p["card"], "merchant_id": p["merchant_id"],
+                "reference": f"lt-{self.rng.getrandbits(48):012x}"}
+
+    def _authorize(self, name: str = "POST /v1/authorizations") -> Held | None:
+        body = self._auth_body()
+        status, resp = self.call("POST", "/v1/authorizations", name=name, json=body, expect={201: None},
+                                 check=has("status", "approved"))
+        if status != 201 or not isinstance(resp, dict):
+            return None
+        held = Held(resp["id"], body["amount"], body["merchant_id"])
+        self.txn_ids.add((held.id, "authorization", held.amount))
+        if held.merchant_id not in self.merchants:
+            self.merchants.append(held.merchant_id)
+        return held
+
+    def _capture(self, auth: Held, name: str = "POST /v1/authorizations/[id]/capture") -> Held | None:
+        amount = auth.amount if self.rng.random() < 0.8 else self.rng.randint(1, auth.amount)
+        status, resp = self.call("POST", f"/v1/authorizations/{auth.id}/capture", name=name, json={"amount": amount},
+                                 expect={201: None}, check=has("amount", amount))
+        if status != 201 or not isinstance(resp, dict):
+            return None
+        cap = Held(resp["id"], amount, auth.merchant_id)
+        self.captures.add(cap)
+        self.txn_ids.add((cap.id, "capture", amount))
+        return cap
+
+    @tag("banking", "authorize")
+    @task(40)
+    def authorize(self) -> None:
+        if settings.simulate_failures and self.rng.random() < settings.card_decline_rate:
+            card, code = self.pool.decline_card(self.rng)
+            body = {**self._auth_body(), "card": card.as_json()}
+            self.call("POST", "/v1/authorizations", name="POST /v1/authorizations (declined)", json=body,
+                      expect={402: "card_declined"},
+                      check=lambda b: None if b["error"].get("decline_code") == code else "wrong decline_code")
+            return
+        held = self._authorize()
+        if held:
+            self.pending.append(held)
+
+    @tag("banking", "capture")
+    @task(25)
+    def capture(self) -> None:
+        auth = self.pending.popleft() if self.pending else self._authorize("POST /v1/authorizations (setup)")
+        if auth:
+            self._capture(auth)
+
+    @tag("banking", "refunds")
+    @task(15)
+    def refund(self) -> None:
+        cap = self.captures.pick(self.rng, lambda c: c.amount > c.refunded)
+        if cap is None:
+            auth = self._authorize("POST /v1/authorizations (setup)")
+            cap = auth and self._capture(auth, "POST /v1/authorizations/[id]/capture (setup)")
+            if cap is None:
+                return
+        left = cap.amount - cap.refunded
+        amount = left if left == 1 or self.rng.random() < 0.5 else self.rng.randint(1, left - 1)
+        status, resp = self.call("POST", "/v1/refunds", name="POST /v1/refunds",
+                                 json={"capture_id": cap.id, "amount": amount}, expect={201: None},
+                                 check=has("amount", amount))
+        if status == 201 and isinstance(resp, dict):
+            cap.refunded += amount
+            self.txn_ids.add((resp["id"], "refund", amount))
+
+    @tag("banking", "reads")
+    @task(10)
+    def transaction_status(self) -> None:
+        known = self.txn_ids.pick(self.rng)
+        if known is None:
+            held = self._authorize("POST /v1/authorizations (setup)")
+            if held is None:
+                return
+            known = (held.id, "authorization", held.amount)
+        txn_id, kind, amount = known
+
+        def check(body: Any) -> str | None:
+            problem = missing_fields(body, "id", "type", "status", "amount")
+            if problem:
+                return problem
+            return None if (body["type"], body["amount"]) == (kind, amount) else "type/amount differ"
+
+        self.call("GET", f"/v1/transactions/{txn_id}", name="GET /v1/transactions/[id]", expect={200: None},
+                  check=check)
+
+    @tag("banking", "reports")
+    @task(5)
+    def settlement_report(self) -> None:
+        query = f"?date={date.today().isoformat()}"
+        if self.merchants and self.rng.random() < 0.7:
+            query += f"&merchant_id={self.rng.choice(self.merchants)}"
+
+        def check(body: Any) -> str | None:
+            problem = missing_fields(body, "captured", "refunded", "net", "count")
+            if problem:
+                return problem
+            return None if body["net"] == body["captured"] - body["refunded"] else "net != captured - refunded"
+
+        self.call("GET", f"/v1/settlements{query}", name="GET /v1/settlements", expect={200: None}, check=check)
+
+    @tag("banking", "health")
+    @task(3)
+    def health_check(self) -> None:
+        self.call("GET", "/health", name="GET /health (bank)", expect={200: None},
+                  check=lambda b: None if isinstance(b, dict) and b.get("status") == "ok" else "status not ok")
+
+    @tag("banking", "batch")
+    @task(2)
+    def batch(self) -> None:
+        """A batch of authorizations plus captures of pending ones; every item must succeed."""
+        ops: list[dict] = [{"type": "authorize", **self._auth_body()} for _ in range(self.rng.randint(3, 10))]
+        while self.pending and len(ops) < 20:
+            auth = self.pending.popleft()
+            ops.append({"type": "capture", "authorization_id": auth.id, "amount": auth.amount})
+
+        def check(body: Any) -> str | None:
+            problem = missing_fields(body, "id", "results")
+            if problem:
+                return problem
+            if len(body["results"]) != len(ops):
+                return f"{len(body['results'])} results for {len(ops)} operations"
+            failed = [r["index"] for r in body["results"] if r.get("status_code") != 201]
+            return f"items {failed[:5]} did not succeed" if failed else None
+
+        self.call("POST", "/v1/batches", name="POST /v1/batches", json={"operations": ops}, expect={200: None},
+                  check=check)

@@ -1,0 +1,151 @@
+"""The abstract user every suite class derives from: auth header, per-write Idempotency-Key,
+timeouts, URL grouping, and one way of judging a response (expected status and error code,
+optional body check) so every failure carries a short, categorised reason."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+import orjson
+from locust import FastHttpUser
+
+from config import get_settings
+from data_generators import DataPool, mix64
+
+settings = get_settings()
+_user_numbers = itertools.count()
+
+# Failure reasons start with one of these tags; reporting groups failures by them.
+TIMEOUT, CONNECTION, UNEXPECTED_4XX, SERVER_5XX, BAD_BODY, WRONG_ERROR = (
+    "[timeout]", "[connection]", "[4xx unexpected]", "[5xx]", "[bad body]", "[wrong error]")
+
+Check = Callable[[Any], str | None]  # returns a reason when the body is wrong
+
+
+@lru_cache(maxsize=1)
+def data_pool() -> DataPool:
+    """One pool per process, built on first use (not at import: the web UI starts instantly)."""
+    return DataPool(settings.data_seed, settings.customer_count, settings.merchant_count)
+
+
+class RecentItems:
+    """Fixed-capacity ring of recent items with O(1) add and random pick: what a user keeps to
+    refund, capture or look up later, without its memory growing over a long run."""
+
+    __slots__ = ("items", "capacity", "_next")
+
+    def __init__(self, capacity: int):
+        self.items: list = []
+        self.capacity = capacity
+        self._next = 0
+
+    def add(self, item) -> None:
+        if len(self.items) < self.capacity:
+            self.items.append(item)
+        else:
+            self.items[self._next] = item
+            self._next = (self._next + 1) % self.capacity
+
+    def pick(self, rng: random.Random, accept: Callable[[Any], bool] | None = None, tries: int = 8):
+        for _ in range(tries if self.items else 0):
+            item = self.items[rng.randrange(len(self.items))]
+            if accept is None or accept(item):
+                return item
+        return None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def classify_transport_error(error: BaseException | None) -> str:
+    text = f"{type(error).__name__}: {error}" if error else "no response"
+    lowered = text.lower()
+    if "timeout" in lowered or "timed out" in lowered:
+        return f"{TIMEOUT} {text[:120]}"
+    return f"{CONNECTION} {text[:120]}"
+
+
+class PaymentSuiteUser(FastHttpUser):
+    """Shared client behaviour of the suite's users. Subclasses call :meth:`call`."""
+
+    abstract = True
+    host = settings.payment_service_url
+    network_timeout = settings.request_timeout
+    connection_timeout = min(settings.request_timeout, 5.0)
+
+    def __init__(self, environment):
+        # Per instance, before the client is built from it; the token never goes in a class attribute
+        # that the web UI or a report could print.
+        self.default_headers = {"Authorization": settings.auth_header(), "Accept": "application/json"}
+        super().__init__(environment)
+        self.user_number = next(_user_numbers)
+        self.rng = random.Random(mix64(settings.data_seed, 0xA5, self.user_number))
+        self.pool = data_pool()
+
+    def wait_time(self) -> float:
+        return self.rng.uniform(settings.min_wait_time, settings.max_wait_time) / 1000.0
+
+    def idempotency_key(self) -> str:
+        return f"lt-{self.rng.getrandbits(128):032x}"
+
+    def call(self, method: str, path: str, *, name: str, expect: dict[int, str | None], json: Any = None,
+             data: bytes | None = None, headers: dict | None = None, check: Check | None = None,
+             write: bool | None = None) -> tuple[int, Any]:
+        """One request judged against ``expect`` ({status: expected error code or None}).
+
+        Returns (status, parsed body or None). Writes get a fresh Idempotency-Key unless the
+        caller passes one."""
+        hdrs = dict(headers) if headers else {}
+        if (write if write is not None else method != "GET") and "Idempotency-Key" not in hdrs:
+            hdrs["Idempotency-Key"] = self.idempotency_key()
+        if json is not None:
+            data = orjson.dumps(json)
+        if data is not None:
+            hdrs.setdefault("Content-Type", "application/json")
+        with self.client.request(method, path, name=name, data=data, headers=hdrs, catch_response=True) as resp:
+            status = resp.status_code or 0
+            body = None
+            if resp.content:
+                try:
+                    body = orjson.loads(resp.content)
+                except orjson.JSONDecodeError:
+                    body = None
+            resp.failure(reason) if (reason := self._verdict(status, resp, body, expect, check)) else resp.success()
+        return status, body
+
+    @staticmethod
+    def _verdict(status: int, resp, body: Any, expect: dict[int, str | None], check: Check | None) -> str | None:
+        if status == 0:
+            return classify_transport_error(getattr(resp, "error", None))
+        if status not in expect:
+            code = body.get("error", {}).get("code") if isinstance(body, dict) and isinstance(
+                body.get("error"), dict) else None
+            wanted = " or ".join(f"{s}{' ' + c if c else ''}" for s, c in expect.items())
+            got = f"{status}{' ' + code if code else ''}"
+            if any(s >= 400 for s in expect):
+                return f"{WRONG_ERROR} expected {wanted}, got {got}"
+            return f"{SERVER_5XX if status >= 500 else UNEXPECTED_4XX} expected {wanted}, got {got}"
+        if resp.content and body is None:
+            return f"{BAD_BODY} HTTP {status} body is not JSON"
+        want_code = expect[status]
+        if want_code is not None:
+            got_code = body.get("error", {}).get("code") if isinstance(body, dict) and isinstance(
+                body.get("error"), dict) else None
+            if got_code != want_code:
+                return f"{WRONG_ERROR} expected {status} {want_code}, got {status} {got_code}"
+        if check is not None and settings.validate_responses:
+            problem = check(body)
+            if problem:
+                return f"{BAD_BODY} {problem}"
+        return None
+
+
+def missing_fields(body: Any, *fields: str) -> str | None:
+    if not isinstance(body, dict):
+        return "body is not an object"
+    absent = [f for f in fields if f not in body]
+    return f"missing {', '.join(absent)}" if absent else None

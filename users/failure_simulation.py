@@ -1,0 +1,147 @@
+"""FailureSimulationUser: bad input and error paths. Each request states the error it expects
+(status and ``error.code``); getting exactly that is a success, anything else (a 500, a 2xx, the
+wrong code) is a failure naming expected vs got."""
+
+from __future__ import annotations
+
+from locust import tag, task
+
+from users import payment_api as api
+from users.base import PaymentSuiteUser, RecentItems, settings
+
+OVERSIZE_BYTES = 70 * 1024  # the contract's limit is 64 KiB
+
+
+class FailureSimulationUser(PaymentSuiteUser):
+    weight = 1
+
+    def on_start(self) -> None:
+        self.payments = RecentItems(50)
+        self.declined_ids = RecentItems(50)
+
+    def _bad_payment(self, scenario: str, body: dict, field: str | None = None) -> None:
+        def check(resp) -> str | None:
+            fields = [d.get("field") for d in resp["error"].get("details", [])]
+            return None if field is None or field in fields else f"details do not name {field!r} (got {fields})"
+
+        self.call("POST", "/payments", name=f"expect 422: {scenario}", json=body,
+                  expect={422: "validation_error"}, check=check)
+
+    @tag("failures", "validation")
+    @task(3)
+    def malformed_json(self) -> None:
+        self.call("POST", "/payments", name="expect 400: malformed JSON", data=b'{"amount": 1999, "currency": ',
+                  expect={400: "invalid_json"})
+
+    @tag("failures", "validation")
+    @task(2)
+    def missing_fields(self) -> None:
+        body = self.pool.payment(self.rng)
+        field = self.rng.choice(["amount", "currency", "card", "merchant_id"])
+        del body[field]
+        self._bad_payment("missing field", body, field)
+
+    @tag("failures", "validation")
+    @task(2)
+    def invalid_amount(self) -> None:
+        body = self.pool.payment(self.rng)
+        body["amount"] = self.rng.choice([0, -100, 100_000_000, "12.50", 19.99])
+        self._bad_payment("invalid amount", body, "amount")
+
+    @tag("failures", "validation")
+    @task(1)
+    def unsupported_currency(self) -> None:
+        self._bad_payment("unsupported currency", {**self.pool.payment(self.rng), "currency": "XXX"}, "currency")
+
+    @tag("failures", "cards")
+    @task(3)
+    def luhn_invalid_card(self) -> None:
+        body = self.pool.payment(self.rng, card=self.pool.luhn_invalid_card(self.rng))
+        self._bad_payment("Luhn-invalid card", body, "card.number")
+
+    @tag("failures", "cards")
+    @task(2)
+    def expired_card(self) -> None:
+        self._bad_payment("expired card", self.pool.payment(self.rng, card=self.pool.expired_card(self.rng)), "card")
+
+    @tag("failures", "cards")
+    @task(1)
+    def wrong_cvc_length(self) -> None:
+        body = self.pool.payment(self.rng, card=self.pool.wrong_cvc_length_card(self.rng))
+        self._bad_payment("wrong CVC length", body, "card")
+
+    @tag("failures", "cards")
+    @task(3)
+    def declined_card(self) -> None:
+        card, code = self.pool.decline_card(self.rng)
+        body = self.pool.payment(self.rng, card=card)
+        _, resp = self.call("POST", "/payments", name="expect 402: declined card", json=body,
+                            expect={402: "card_declined"}, check=api.decline_check(code))
+        if isinstance(resp, dict) and isinstance(resp.get("error"), dict) and resp["error"].get("payment_id"):
+            self.declined_ids.add(resp["error"]["payment_id"])
+
+    @tag("failures", "auth")
+    @task(2)
+    def missing_token(self) -> None:
+        self.call("POST", "/payments", name="expect 401: no token", json=self.pool.payment(self.rng),
+                  headers={"Authorization": ""}, expect={401: "unauthorized"})
+
+    @tag("failures", "auth")
+    @task(2)
+    def wrong_token(self) -> None:
+        self.call("GET", "/payments/pay_x", name="expect 401: wrong token",
+                  headers={"Authorization": "Bearer not-the-token"}, expect={401: "unauthorized"})
+
+    @tag("failures", "not_found")
+    @task(2)
+    def unknown_payment(self) -> None:
+        self.call("GET", f"/payments/pay_missing{self.rng.getrandbits(32):08x}", name="expect 404: unknown payment",
+                  expect={404: "not_found"})
+
+    @tag("failures", "not_found")
+    @task(1)
+    def unknown_merchant(self) -> None:
+        self.call("GET", f"/merchants/mer_unknown_{self.rng.getrandbits(32):08x}/transactions",
+                  name="expect 404: unknown merchant", expect={404: "not_found"})
+
+    @tag("failures", "refunds")
+    @task(2)
+    def over_refund(self) -> None:
+        payment = self.payments.pick(self.rng) or api.make_payment(self, name="POST /payments (setup)")
+        if payment is None:
+            return
+        self.payments.add(payment)
+        self.call("POST", f"/payments/{payment.id}/refunds", name="expect 409: over-refund",
+                  json={"amount": payment.amount + 1}, expect={409: "refund_exceeds_captured"})
+
+    @tag("failures", "refunds")
+    @task(1)
+    def refund_declined_payment(self) -> None:
+        pid = self.declined_ids.pick(self.rng)
+        if pid is None:
+            return self.declined_card()
+        self.call("POST", f"/payments/{pid}/refunds", name="expect 409: refund of a declined payment", json={},
+                  expect={409: "payment_not_refundable"})
+
+    @tag("failures", "idempotency")
+    @task(1)
+    def idempotency_key_reuse(self) -> None:
+        key = self.idempotency_key()
+        body = self.pool.payment(self.rng)
+        status, _ = self.call("POST", "/payments", name="POST /payments (setup)", json=body,
+                              headers={"Idempotency-Key": key}, expect={201: None})
+        if status == 201:
+            self.call("POST", "/payments", name="expect 409: Idempotency-Key reused",
+                      json={**body, "amount": body["amount"] + 1}, headers={"Idempotency-Key": key},
+                      expect={409: "idempotency_key_reused"})
+
+    @tag("failures", "validation")
+    @task(1)
+    def oversize_body(self) -> None:
+        body = {**self.pool.payment(self.rng), "description": "x" * OVERSIZE_BYTES}
+        self.call("POST", "/payments", name="expect 413: oversize body", json=body,
+                  expect={413: "payload_too_large"})
+
+
+if not settings.simulate_failures:
+    FailureSimulationUser.weight = 0
