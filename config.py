@@ -85,14 +85,16 @@ class Settings(BaseSettings):
     def _waits(self) -> Settings:
         if self.min_wait_time > self.max_wait_time:
             raise ValueError(f"MIN_WAIT_TIME ({self.min_wait_time}) must be <= MAX_WAIT_TIME ({self.max_wait_time})")
-        if not self.auth_header().removeprefix("Bearer ").strip():
+        if not self.bare_token():
             raise ValueError("AUTH_TOKEN is empty; set the bearer token the services expect")
         return self
 
-    def auth_header(self) -> str:
+    def bare_token(self) -> str:
         raw = self.auth_token.get_secret_value().strip()
-        token = raw[7:].strip() if raw.lower().startswith("bearer ") else raw
-        return f"Bearer {token}"
+        return raw[6:].strip() if raw[:6].lower() == "bearer" and raw[6:7] in ("", " ") else raw
+
+    def auth_header(self) -> str:
+        return f"Bearer {self.bare_token()}"
 
     def personas(self) -> dict[str, float]:
         return parse_persona_shares(self.persona_shares)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import secrets
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -18,6 +19,7 @@ from data_generators import DataPool, mix64
 
 settings = get_settings()
 _user_numbers = itertools.count()
+RUN_ID = secrets.token_hex(6)  # this process's run; workers of a distributed run each have their own
 
 # Failure reasons start with one of these tags; reporting groups failures by them.
 TIMEOUT, CONNECTION, UNEXPECTED_4XX, SERVER_5XX, BAD_BODY, WRONG_ERROR = (
@@ -84,13 +86,17 @@ class PaymentSuiteUser(FastHttpUser):
         super().__init__(environment)
         self.user_number = next(_user_numbers)
         self.rng = random.Random(mix64(settings.data_seed, 0xA5, self.user_number))
+        self._writes = 0
         self.pool = data_pool()
 
     def wait_time(self) -> float:
         return self.rng.uniform(settings.min_wait_time, settings.max_wait_time) / 1000.0
 
     def idempotency_key(self) -> str:
-        return f"lt-{self.rng.getrandbits(128):032x}"
+        # Unique per run, not drawn from the seeded rng: a second run with the same seed against the
+        # same service must not replay (or collide with) the first run's keys.
+        self._writes += 1
+        return f"lt-{RUN_ID}-{self.user_number}-{self._writes}"
 
     def call(self, method: str, path: str, *, name: str, expect: dict[int, str | None], json: Any = None,
              data: bytes | None = None, headers: dict | None = None, check: Check | None = None,
