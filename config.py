@@ -49,14 +49,17 @@ def parse_persona_shares(raw: str) -> dict[str, float]:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
-                                      case_sensitive=False, hide_input_in_errors=True)
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False, hide_input_in_errors=True
+    )
 
     # Targets
     payment_service_url: Url = Field("http://localhost:8000", description="PaymentService base URL")
     banking_api_url: Url = Field("http://localhost:1080", description="BankingAPI (MockServer) base URL")
-    auth_token: SecretStr = Field(SecretStr("Bearer test_token_123456789"),
-                                  description="Bearer token for both services ('Bearer ' prefix optional)")
+    auth_token: SecretStr = Field(
+        SecretStr("Bearer test_token_123456789"),
+        description="Bearer token for both services ('Bearer ' prefix optional)",
+    )
     request_timeout: float = Field(10.0, gt=0, le=300, description="Per-request timeout, seconds")
 
     # Behaviour

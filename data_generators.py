@@ -38,16 +38,29 @@ class CurrencyInfo:
     per_usd: float  # rough rate, only to keep amounts realistic per currency
 
 
-CURRENCIES = {c.code: c for c in (
-    CurrencyInfo("USD", 2, 1.0), CurrencyInfo("EUR", 2, 0.92), CurrencyInfo("GBP", 2, 0.79),
-    CurrencyInfo("JPY", 0, 150.0), CurrencyInfo("INR", 2, 83.0), CurrencyInfo("CAD", 2, 1.36),
-    CurrencyInfo("AUD", 2, 1.52),
-)}
+CURRENCIES = {
+    c.code: c
+    for c in (
+        CurrencyInfo("USD", 2, 1.0),
+        CurrencyInfo("EUR", 2, 0.92),
+        CurrencyInfo("GBP", 2, 0.79),
+        CurrencyInfo("JPY", 0, 150.0),
+        CurrencyInfo("INR", 2, 83.0),
+        CurrencyInfo("CAD", 2, 1.36),
+        CurrencyInfo("AUD", 2, 1.52),
+    )
+}
 
 # country -> (Faker locale, currency)
 COUNTRIES = {
-    "US": ("en_US", "USD"), "GB": ("en_GB", "GBP"), "DE": ("de_DE", "EUR"), "FR": ("fr_FR", "EUR"),
-    "JP": ("ja_JP", "JPY"), "IN": ("en_IN", "INR"), "CA": ("en_CA", "CAD"), "AU": ("en_AU", "AUD"),
+    "US": ("en_US", "USD"),
+    "GB": ("en_GB", "GBP"),
+    "DE": ("de_DE", "EUR"),
+    "FR": ("fr_FR", "EUR"),
+    "JP": ("ja_JP", "JPY"),
+    "IN": ("en_IN", "INR"),
+    "CA": ("en_CA", "CAD"),
+    "AU": ("en_AU", "AUD"),
 }
 # Rough population of card-paying customers per country (weights for the customer base).
 COUNTRY_WEIGHTS = {"US": 40, "GB": 12, "DE": 12, "FR": 8, "JP": 8, "IN": 10, "CA": 5, "AU": 5}
@@ -62,11 +75,16 @@ class Category:
 
 
 CATEGORIES = (
-    Category("grocery", "5411", 45.0, 0.6), Category("restaurants", "5812", 35.0, 0.5),
-    Category("electronics", "5732", 250.0, 0.9), Category("airlines", "4511", 420.0, 0.7),
-    Category("digital_goods", "5815", 9.99, 0.6), Category("fuel", "5541", 55.0, 0.4),
-    Category("clothing", "5651", 80.0, 0.7), Category("hotels", "7011", 210.0, 0.6),
-    Category("subscriptions", "4899", 15.0, 0.5), Category("pharmacy", "5912", 25.0, 0.6),
+    Category("grocery", "5411", 45.0, 0.6),
+    Category("restaurants", "5812", 35.0, 0.5),
+    Category("electronics", "5732", 250.0, 0.9),
+    Category("airlines", "4511", 420.0, 0.7),
+    Category("digital_goods", "5815", 9.99, 0.6),
+    Category("fuel", "5541", 55.0, 0.4),
+    Category("clothing", "5651", 80.0, 0.7),
+    Category("hotels", "7011", 210.0, 0.6),
+    Category("subscriptions", "4899", 15.0, 0.5),
+    Category("pharmacy", "5912", 25.0, 0.6),
 )
 
 MAX_AMOUNT = 99_999_999
@@ -110,10 +128,18 @@ NETWORKS = {
 }
 NETWORK_SHARES = (("visa", 55), ("mastercard", 30), ("amex", 10), ("discover", 5))
 
-APPROVED_TEST_CARDS = {"4242424242424242": "visa", "5555555555554444": "mastercard",
-                       "378282246310005": "amex", "6011111111111117": "discover"}
-DECLINE_CARDS = {"4000000000000002": "generic_decline", "4000000000009995": "insufficient_funds",
-                 "4000000000000069": "expired_card", "4000000000000127": "incorrect_cvc"}
+APPROVED_TEST_CARDS = {
+    "4242424242424242": "visa",
+    "5555555555554444": "mastercard",
+    "378282246310005": "amex",
+    "6011111111111117": "discover",
+}
+DECLINE_CARDS = {
+    "4000000000000002": "generic_decline",
+    "4000000000009995": "insufficient_funds",
+    "4000000000000069": "expired_card",
+    "4000000000000127": "incorrect_cvc",
+}
 PROCESSING_ERROR_CARD = "4000000000000119"
 # Any other Luhn-valid number is approved by the contract; keep generated ones clear of the
 # special test numbers so a "random" card never declines by accident.
@@ -130,8 +156,13 @@ class Card:
     brand: str
 
     def as_json(self) -> dict:
-        return {"number": self.number, "exp_month": self.exp_month, "exp_year": self.exp_year, "cvc": self.cvc,
-                "holder_name": self.holder_name}
+        return {
+            "number": self.number,
+            "exp_month": self.exp_month,
+            "exp_year": self.exp_year,
+            "cvc": self.cvc,
+            "holder_name": self.holder_name,
+        }
 
     @property
     def masked(self) -> str:
@@ -187,8 +218,9 @@ class DataPool:
 
     VOCAB_PER_LOCALE = 60
 
-    def __init__(self, seed: int = 42, customer_count: int = 1000, merchant_count: int = 10,
-                 this_year: int | None = None):
+    def __init__(
+        self, seed: int = 42, customer_count: int = 1000, merchant_count: int = 10, this_year: int | None = None
+    ):
         self.seed, self.customer_count, self.merchant_count = seed, customer_count, merchant_count
         # Expiry years count from the current year, so generated cards stay valid as time passes.
         self.this_year = this_year or date.today().year
@@ -245,16 +277,26 @@ class DataPool:
         product = rng.choice(self._products[merchant.category.name])
         return f"{merchant.name}: {product}"[:200]
 
-    def payment(self, rng: random.Random, merchant: Merchant | None = None,
-                customer: Customer | None = None, card: Card | None = None) -> dict:
+    def payment(
+        self,
+        rng: random.Random,
+        merchant: Merchant | None = None,
+        customer: Customer | None = None,
+        card: Card | None = None,
+    ) -> dict:
         """A valid payment request body."""
         merchant = merchant or self.random_merchant(rng)
         customer = customer or self.random_customer(rng)
         # Most customers pay in the merchant's currency; cross-border ones in their own.
         currency = merchant.currency if rng.random() < 0.8 else customer.currency
-        return {"amount": amount_for(merchant.category, currency, rng), "currency": currency,
-                "merchant_id": merchant.id, "description": self.description(merchant, rng),
-                "customer": customer.as_json(), "card": (card or customer.card).as_json()}
+        return {
+            "amount": amount_for(merchant.category, currency, rng),
+            "currency": currency,
+            "merchant_id": merchant.id,
+            "description": self.description(merchant, rng),
+            "customer": customer.as_json(),
+            "card": (card or customer.card).as_json(),
+        }
 
     # special cards
 
@@ -273,13 +315,18 @@ class DataPool:
     def luhn_invalid_card(self, rng: random.Random) -> Card:
         good = self.random_customer(rng).card
         bad_digit = str((int(good.number[-1]) + 1 + rng.randrange(9)) % 10)
-        return Card(good.number[:-1] + bad_digit, good.exp_month, good.exp_year, good.cvc, good.holder_name,
-                    good.brand)
+        return Card(good.number[:-1] + bad_digit, good.exp_month, good.exp_year, good.cvc, good.holder_name, good.brand)
 
     def expired_card(self, rng: random.Random) -> Card:
         good = self.random_customer(rng).card
-        return Card(good.number, 1 + rng.randrange(12), self.this_year - 1 - rng.randrange(3), good.cvc,
-                    good.holder_name, good.brand)
+        return Card(
+            good.number,
+            1 + rng.randrange(12),
+            self.this_year - 1 - rng.randrange(3),
+            good.cvc,
+            good.holder_name,
+            good.brand,
+        )
 
     def wrong_cvc_length_card(self, rng: random.Random) -> Card:
         good = self.random_customer(rng).card

@@ -1,7 +1,7 @@
 """Payment Service ecosystem load test: the four user classes and suite-wide event hooks.
 
-    locust -f locustfile.py                      # web UI on http://127.0.0.1:8089
-    locust -f locustfile.py --headless -u 20 -r 2 -t 60s --html reports/run.html
+locust -f locustfile.py                      # web UI on http://127.0.0.1:8089
+locust -f locustfile.py --headless -u 20 -r 2 -t 60s --html reports/run.html
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import logging
 
 from locust import events
 
+import reporting.hooks  # noqa: F401 - registers the summary, SLO gate and integrity checks
 from config import get_settings
 from users import BankingAPIUser, FailureSimulationUser, PaymentServiceUser, RealisticTrafficUser
 
@@ -21,5 +22,9 @@ __all__ = ["BankingAPIUser", "FailureSimulationUser", "PaymentServiceUser", "Rea
 @events.test_start.add_listener
 def announce_targets(environment, **_kwargs) -> None:
     classes = ", ".join(f"{c.__name__}(weight {c.weight})" for c in environment.user_classes)
-    logging.info("PaymentService %s | BankingAPI %s | users: %s", environment.host or settings.payment_service_url,
-                 settings.banking_api_url, classes)
+    logging.info(
+        "PaymentService %s | BankingAPI %s | users: %s",
+        environment.host or settings.payment_service_url,
+        settings.banking_api_url,
+        classes,
+    )

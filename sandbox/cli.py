@@ -101,6 +101,9 @@ def _quiet_server(config, ready):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from dotenv import load_dotenv
+
+    load_dotenv()  # the same .env as the suite, so AUTH_TOKEN agrees (never overrides the environment)
     args = parse_args(argv)
     services = ["bank", "payment"] if args.service == "both" else [args.service]
     for service in services:

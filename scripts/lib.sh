@@ -8,11 +8,15 @@ PY="$VENV_DIR/bin/python"
 
 say() { printf '%s\n' "$*" >&2; }
 
+stamp_for() {  # the marker an install of requirements file $1 leaves, keyed by its content
+  printf '%s/.installed-%s-%s' "$VENV_DIR" "$1" "$(cat "$ROOT_DIR/$1" "$ROOT_DIR/requirements.txt" | sha256sum | cut -c1-16)"
+}
+
 ensure_venv() {
-  local reqs="${1:-requirements.txt}" stamp sum
-  sum="$(cat "$ROOT_DIR/$reqs" "$ROOT_DIR/requirements.txt" | sha256sum | cut -c1-16)"
-  stamp="$VENV_DIR/.installed-$sum"
-  [ -f "$stamp" ] && return 0
+  local reqs="${1:-requirements.txt}"
+  [ -f "$(stamp_for "$reqs")" ] && return 0
+  # the dev requirements include the runtime ones
+  [ "$reqs" = requirements.txt ] && [ -f "$(stamp_for requirements-dev.txt)" ] && return 0
   if [ ! -x "$PY" ]; then
     say "setup: creating $VENV_DIR (first run)"
     # Debian ships venv separately (python3-venv); fall back to virtualenv from PyPI.
@@ -25,6 +29,6 @@ ensure_venv() {
   fi
   say "setup: installing $reqs into $VENV_DIR"
   "$PY" -m pip install --quiet --disable-pip-version-check -r "$ROOT_DIR/$reqs"
-  rm -f "$VENV_DIR"/.installed-*
-  touch "$stamp"
+  rm -f "$VENV_DIR/.installed-$reqs-"*
+  touch "$(stamp_for "$reqs")"
 }

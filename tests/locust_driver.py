@@ -75,11 +75,18 @@ def run(classes: list[str], users: int, seconds: float) -> dict:
     while time.monotonic() < deadline:
         gevent.sleep(0.2)
     runner.quit()
-    stats = {name: {"requests": s.num_requests, "failures": s.num_failures}
-             for (name, _method), s in env.stats.entries.items()}
-    return {"stats": stats, "tasks": dict(task_counts), "calls": dict(calls), "failures": dict(failures),
-            "errors": [str(e) for e in env.runner.exceptions.values()] if env.runner else [],
-            "total": {"requests": env.stats.total.num_requests, "failures": env.stats.total.num_failures}}
+    stats = {
+        name: {"requests": s.num_requests, "failures": s.num_failures}
+        for (name, _method), s in env.stats.entries.items()
+    }
+    return {
+        "stats": stats,
+        "tasks": dict(task_counts),
+        "calls": dict(calls),
+        "failures": dict(failures),
+        "errors": [str(e) for e in env.runner.exceptions.values()] if env.runner else [],
+        "total": {"requests": env.stats.total.num_requests, "failures": env.stats.total.num_failures},
+    }
 
 
 def main() -> None:

@@ -29,8 +29,14 @@ BAD = [
 
 def run_locustfile_import(env: dict) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in __import__("os").environ.items() if k.upper() not in {e[0] for e in BAD}}
-    return subprocess.run([sys.executable, "-c", "import locustfile"], cwd=ROOT, env={**clean, **env},
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", "import locustfile"],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.mark.parametrize("var,value,allowed", BAD)
@@ -92,6 +98,9 @@ def test_persona_shares_normalise():
 
 
 def test_env_example_documents_every_setting():
-    documented = {line.split("=", 1)[0].strip() for line in (ROOT / ".env.example").read_text().splitlines()
-                  if "=" in line and not line.lstrip().startswith("#")}
+    documented = {
+        line.split("=", 1)[0].strip()
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if "=" in line and not line.lstrip().startswith("#")
+    }
     assert {name.upper() for name in Settings.model_fields} <= documented

@@ -18,9 +18,12 @@ from data_generators import (
 )
 from tests.helpers import ROOT
 
-BRAND_RULES = {"visa": ("4",), "mastercard": tuple(f"{i}" for i in range(51, 56)) + tuple(
-    str(i) for i in range(2221, 2721)), "amex": ("34", "37"), "discover": ("6011", "65", "644", "645", "646", "647",
-                                                                           "648", "649")}
+BRAND_RULES = {
+    "visa": ("4",),
+    "mastercard": tuple(f"{i}" for i in range(51, 56)) + tuple(str(i) for i in range(2221, 2721)),
+    "amex": ("34", "37"),
+    "discover": ("6011", "65", "644", "645", "646", "647", "648", "649"),
+}
 
 
 def test_same_seed_same_data_other_seed_other_data():
@@ -92,9 +95,22 @@ def test_amounts_respect_minor_units_and_categories():
 
 
 def test_startup_does_not_grow_with_customer_count():
-    code = ("import time; t=time.perf_counter(); from data_generators import DataPool; "
-            "p=DataPool(42, {n}, 10); p.customer({n}-1); print(time.perf_counter()-t)")
-    took = {n: float(subprocess.run([sys.executable, "-c", code.format(n=n)], cwd=ROOT, capture_output=True,
-                                    text=True, timeout=60, check=True).stdout) for n in (1000, 1_000_000)}
+    code = (
+        "import time; t=time.perf_counter(); from data_generators import DataPool; "
+        "p=DataPool(42, {n}, 10); p.customer({n}-1); print(time.perf_counter()-t)"
+    )
+    took = {
+        n: float(
+            subprocess.run(
+                [sys.executable, "-c", code.format(n=n)],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            ).stdout
+        )
+        for n in (1000, 1_000_000)
+    }
     assert took[1_000_000] < 1.0
     assert took[1_000_000] < took[1000] * 1.5 + 0.1

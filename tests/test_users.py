@@ -16,26 +16,58 @@ from tests.helpers import ROOT
 
 CLASSES = ["PaymentServiceUser", "BankingAPIUser", "FailureSimulationUser", "RealisticTrafficUser"]
 SEED_MIX = {
-    "PaymentServiceUser": {"process_payment": 70, "process_refund": 10, "transaction_status": 15,
-                           "merchant_transactions": 3, "health_check": 2},
-    "BankingAPIUser": {"authorize": 40, "capture": 25, "refund": 15, "transaction_status": 10,
-                       "settlement_report": 5, "health_check": 3, "batch": 2},
+    "PaymentServiceUser": {
+        "process_payment": 70,
+        "process_refund": 10,
+        "transaction_status": 15,
+        "merchant_transactions": 3,
+        "health_check": 2,
+    },
+    "BankingAPIUser": {
+        "authorize": 40,
+        "capture": 25,
+        "refund": 15,
+        "transaction_status": 10,
+        "settlement_report": 5,
+        "health_check": 3,
+        "batch": 2,
+    },
 }
 CONTRACT = {  # (method, path template, service)
-    ("GET", "/health", "payment"), ("POST", "/payments", "payment"), ("POST", "/pay", "payment"),
-    ("GET", "/payments/{payment_id}", "payment"), ("POST", "/payments/{payment_id}/refunds", "payment"),
-    ("GET", "/merchants/{merchant_id}/transactions", "payment"), ("POST", "/internal/generate-report", "payment"),
-    ("GET", "/health", "bank"), ("POST", "/v1/authorizations", "bank"),
-    ("POST", "/v1/authorizations/{auth_id}/capture", "bank"), ("POST", "/v1/refunds", "bank"),
-    ("GET", "/v1/transactions/{txn_id}", "bank"), ("GET", "/v1/settlements", "bank"), ("POST", "/v1/batches", "bank"),
+    ("GET", "/health", "payment"),
+    ("POST", "/payments", "payment"),
+    ("POST", "/pay", "payment"),
+    ("GET", "/payments/{payment_id}", "payment"),
+    ("POST", "/payments/{payment_id}/refunds", "payment"),
+    ("GET", "/merchants/{merchant_id}/transactions", "payment"),
+    ("POST", "/internal/generate-report", "payment"),
+    ("GET", "/health", "bank"),
+    ("POST", "/v1/authorizations", "bank"),
+    ("POST", "/v1/authorizations/{auth_id}/capture", "bank"),
+    ("POST", "/v1/refunds", "bank"),
+    ("GET", "/v1/transactions/{txn_id}", "bank"),
+    ("GET", "/v1/settlements", "bank"),
+    ("POST", "/v1/batches", "bank"),
 }
 
 
 def drive(sandbox, *args: str, timeout: int = 120) -> dict:
-    env = {**os.environ, "PAYMENT_SERVICE_URL": sandbox.payment_url, "BANKING_API_URL": sandbox.bank_url,
-           "MIN_WAIT_TIME": "0", "MAX_WAIT_TIME": "0", "THINK_TIME_SCALE": "0.0005"}
-    r = subprocess.run([sys.executable, "-m", "tests.locust_driver", *args], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=timeout)
+    env = {
+        **os.environ,
+        "PAYMENT_SERVICE_URL": sandbox.payment_url,
+        "BANKING_API_URL": sandbox.bank_url,
+        "MIN_WAIT_TIME": "0",
+        "MAX_WAIT_TIME": "0",
+        "THINK_TIME_SCALE": "0.0005",
+    }
+    r = subprocess.run(
+        [sys.executable, "-m", "tests.locust_driver", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     return json.loads(r.stdout)
 
@@ -72,8 +104,11 @@ def test_observed_task_mix_is_within_3_points_of_the_seed(runs, cls):
 
 def _templates(url: str) -> list[tuple[str, re.Pattern]]:
     doc = requests.get(url + "/openapi.json", timeout=10).json()
-    return [(m.upper(), re.compile("^" + re.sub(r"\{[^/]+\}", "[^/]+", p) + "$"))
-            for p, ops in doc["paths"].items() for m in ops]
+    return [
+        (m.upper(), re.compile("^" + re.sub(r"\{[^/]+\}", "[^/]+", p) + "$"))
+        for p, ops in doc["paths"].items()
+        for m in ops
+    ]
 
 
 def test_every_call_exists_in_the_openapi_and_every_contract_row_is_exercised(runs, sandbox):

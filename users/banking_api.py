@@ -47,13 +47,19 @@ class BankingAPIUser(PaymentSuiteUser):
 
     def _auth_body(self) -> dict:
         p = self.pool.payment(self.rng)
-        return {"amount": p["amount"], "currency": p["currency"], "card": p["card"], "merchant_id": p["merchant_id"],
-                "reference": f"lt-{self.rng.getrandbits(48):012x}"}
+        return {
+            "amount": p["amount"],
+            "currency": p["currency"],
+            "card": p["card"],
+            "merchant_id": p["merchant_id"],
+            "reference": f"lt-{self.rng.getrandbits(48):012x}",
+        }
 
     def _authorize(self, name: str = "POST /v1/authorizations") -> Held | None:
         body = self._auth_body()
-        status, resp = self.call("POST", "/v1/authorizations", name=name, json=body, expect={201: None},
-                                 check=has("status", "approved"))
+        status, resp = self.call(
+            "POST", "/v1/authorizations", name=name, json=body, expect={201: None}, check=has("status", "approved")
+        )
         if status != 201 or not isinstance(resp, dict):
             return None
         held = Held(resp["id"], body["amount"], body["merchant_id"])
@@ -64,8 +70,14 @@ class BankingAPIUser(PaymentSuiteUser):
 
     def _capture(self, auth: Held, name: str = "POST /v1/authorizations/[id]/capture") -> Held | None:
         amount = auth.amount if self.rng.random() < 0.8 else self.rng.randint(1, auth.amount)
-        status, resp = self.call("POST", f"/v1/authorizations/{auth.id}/capture", name=name, json={"amount": amount},
-                                 expect={201: None}, check=has("amount", amount))
+        status, resp = self.call(
+            "POST",
+            f"/v1/authorizations/{auth.id}/capture",
+            name=name,
+            json={"amount": amount},
+            expect={201: None},
+            check=has("amount", amount),
+        )
         if status != 201 or not isinstance(resp, dict):
             return None
         cap = Held(resp["id"], amount, auth.merchant_id)
@@ -79,9 +91,14 @@ class BankingAPIUser(PaymentSuiteUser):
         if settings.simulate_failures and self.rng.random() < settings.card_decline_rate:
             card, code = self.pool.decline_card(self.rng)
             body = {**self._auth_body(), "card": card.as_json()}
-            self.call("POST", "/v1/authorizations", name="POST /v1/authorizations (declined)", json=body,
-                      expect={402: "card_declined"},
-                      check=lambda b: None if b["error"].get("decline_code") == code else "wrong decline_code")
+            self.call(
+                "POST",
+                "/v1/authorizations",
+                name="POST /v1/authorizations (declined)",
+                json=body,
+                expect={402: "card_declined"},
+                check=lambda b: None if b["error"].get("decline_code") == code else "wrong decline_code",
+            )
             return
         held = self._authorize()
         if held:
@@ -105,9 +122,14 @@ class BankingAPIUser(PaymentSuiteUser):
                 return
         left = cap.amount - cap.refunded
         amount = left if left == 1 or self.rng.random() < 0.5 else self.rng.randint(1, left - 1)
-        status, resp = self.call("POST", "/v1/refunds", name="POST /v1/refunds",
-                                 json={"capture_id": cap.id, "amount": amount}, expect={201: None},
-                                 check=has("amount", amount))
+        status, resp = self.call(
+            "POST",
+            "/v1/refunds",
+            name="POST /v1/refunds",
+            json={"capture_id": cap.id, "amount": amount},
+            expect={201: None},
+            check=has("amount", amount),
+        )
         if status == 201 and isinstance(resp, dict):
             cap.refunded += amount
             self.txn_ids.add((resp["id"], "refund", amount))
@@ -129,8 +151,9 @@ class BankingAPIUser(PaymentSuiteUser):
                 return problem
             return None if (body["type"], body["amount"]) == (kind, amount) else "type/amount differ"
 
-        self.call("GET", f"/v1/transactions/{txn_id}", name="GET /v1/transactions/[id]", expect={200: None},
-                  check=check)
+        self.call(
+            "GET", f"/v1/transactions/{txn_id}", name="GET /v1/transactions/[id]", expect={200: None}, check=check
+        )
 
     @tag("banking", "reports")
     @task(5)
@@ -150,8 +173,13 @@ class BankingAPIUser(PaymentSuiteUser):
     @tag("banking", "health")
     @task(3)
     def health_check(self) -> None:
-        self.call("GET", "/health", name="GET /health (bank)", expect={200: None},
-                  check=lambda b: None if isinstance(b, dict) and b.get("status") == "ok" else "status not ok")
+        self.call(
+            "GET",
+            "/health",
+            name="GET /health (bank)",
+            expect={200: None},
+            check=lambda b: None if isinstance(b, dict) and b.get("status") == "ok" else "status not ok",
+        )
 
     @tag("banking", "batch")
     @task(2)
@@ -171,5 +199,6 @@ class BankingAPIUser(PaymentSuiteUser):
             failed = [r["index"] for r in body["results"] if r.get("status_code") != 201]
             return f"items {failed[:5]} did not succeed" if failed else None
 
-        self.call("POST", "/v1/batches", name="POST /v1/batches", json={"operations": ops}, expect={200: None},
-                  check=check)
+        self.call(
+            "POST", "/v1/batches", name="POST /v1/batches", json={"operations": ops}, expect={200: None}, check=check
+        )

@@ -23,7 +23,13 @@ RUN_ID = secrets.token_hex(6)  # this process's run; workers of a distributed ru
 
 # Failure reasons start with one of these tags; reporting groups failures by them.
 TIMEOUT, CONNECTION, UNEXPECTED_4XX, SERVER_5XX, BAD_BODY, WRONG_ERROR = (
-    "[timeout]", "[connection]", "[4xx unexpected]", "[5xx]", "[bad body]", "[wrong error]")
+    "[timeout]",
+    "[connection]",
+    "[4xx unexpected]",
+    "[5xx]",
+    "[bad body]",
+    "[wrong error]",
+)
 
 Check = Callable[[Any], str | None]  # returns a reason when the body is wrong
 
@@ -98,9 +104,19 @@ class PaymentSuiteUser(FastHttpUser):
         self._writes += 1
         return f"lt-{RUN_ID}-{self.user_number}-{self._writes}"
 
-    def call(self, method: str, path: str, *, name: str, expect: dict[int, str | None], json: Any = None,
-             data: bytes | None = None, headers: dict | None = None, check: Check | None = None,
-             write: bool | None = None) -> tuple[int, Any]:
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        name: str,
+        expect: dict[int, str | None],
+        json: Any = None,
+        data: bytes | None = None,
+        headers: dict | None = None,
+        check: Check | None = None,
+        write: bool | None = None,
+    ) -> tuple[int, Any]:
         """One request judged against ``expect`` ({status: expected error code or None}).
 
         Returns (status, parsed body or None). Writes get a fresh Idempotency-Key unless the
@@ -128,8 +144,11 @@ class PaymentSuiteUser(FastHttpUser):
         if status == 0:
             return classify_transport_error(getattr(resp, "error", None))
         if status not in expect:
-            code = body.get("error", {}).get("code") if isinstance(body, dict) and isinstance(
-                body.get("error"), dict) else None
+            code = (
+                body.get("error", {}).get("code")
+                if isinstance(body, dict) and isinstance(body.get("error"), dict)
+                else None
+            )
             wanted = " or ".join(f"{s}{' ' + c if c else ''}" for s, c in expect.items())
             got = f"{status}{' ' + code if code else ''}"
             if any(s >= 400 for s in expect):
@@ -139,8 +158,11 @@ class PaymentSuiteUser(FastHttpUser):
             return f"{BAD_BODY} HTTP {status} body is not JSON"
         want_code = expect[status]
         if want_code is not None:
-            got_code = body.get("error", {}).get("code") if isinstance(body, dict) and isinstance(
-                body.get("error"), dict) else None
+            got_code = (
+                body.get("error", {}).get("code")
+                if isinstance(body, dict) and isinstance(body.get("error"), dict)
+                else None
+            )
             if got_code != want_code:
                 return f"{WRONG_ERROR} expected {status} {want_code}, got {status} {got_code}"
         if check is not None and settings.validate_responses:

@@ -24,14 +24,25 @@ class FailureSimulationUser(PaymentSuiteUser):
             fields = [d.get("field") for d in resp["error"].get("details", [])]
             return None if field is None or field in fields else f"details do not name {field!r} (got {fields})"
 
-        self.call("POST", "/payments", name=f"expect 422: {scenario}", json=body,
-                  expect={422: "validation_error"}, check=check)
+        self.call(
+            "POST",
+            "/payments",
+            name=f"expect 422: {scenario}",
+            json=body,
+            expect={422: "validation_error"},
+            check=check,
+        )
 
     @tag("failures", "validation")
     @task(3)
     def malformed_json(self) -> None:
-        self.call("POST", "/payments", name="expect 400: malformed JSON", data=b'{"amount": 1999, "currency": ',
-                  expect={400: "invalid_json"})
+        self.call(
+            "POST",
+            "/payments",
+            name="expect 400: malformed JSON",
+            data=b'{"amount": 1999, "currency": ',
+            expect={400: "invalid_json"},
+        )
 
     @tag("failures", "validation")
     @task(2)
@@ -75,34 +86,59 @@ class FailureSimulationUser(PaymentSuiteUser):
     def declined_card(self) -> None:
         card, code = self.pool.decline_card(self.rng)
         body = self.pool.payment(self.rng, card=card)
-        _, resp = self.call("POST", "/payments", name="expect 402: declined card", json=body,
-                            expect={402: "card_declined"}, check=api.decline_check(code))
+        _, resp = self.call(
+            "POST",
+            "/payments",
+            name="expect 402: declined card",
+            json=body,
+            expect={402: "card_declined"},
+            check=api.decline_check(code),
+        )
         if isinstance(resp, dict) and isinstance(resp.get("error"), dict) and resp["error"].get("payment_id"):
             self.declined_ids.add(resp["error"]["payment_id"])
 
     @tag("failures", "auth")
     @task(2)
     def missing_token(self) -> None:
-        self.call("POST", "/payments", name="expect 401: no token", json=self.pool.payment(self.rng),
-                  headers={"Authorization": ""}, expect={401: "unauthorized"})
+        self.call(
+            "POST",
+            "/payments",
+            name="expect 401: no token",
+            json=self.pool.payment(self.rng),
+            headers={"Authorization": ""},
+            expect={401: "unauthorized"},
+        )
 
     @tag("failures", "auth")
     @task(2)
     def wrong_token(self) -> None:
-        self.call("GET", "/payments/pay_x", name="expect 401: wrong token",
-                  headers={"Authorization": "Bearer not-the-token"}, expect={401: "unauthorized"})
+        self.call(
+            "GET",
+            "/payments/pay_x",
+            name="expect 401: wrong token",
+            headers={"Authorization": "Bearer not-the-token"},
+            expect={401: "unauthorized"},
+        )
 
     @tag("failures", "not_found")
     @task(2)
     def unknown_payment(self) -> None:
-        self.call("GET", f"/payments/pay_missing{self.rng.getrandbits(32):08x}", name="expect 404: unknown payment",
-                  expect={404: "not_found"})
+        self.call(
+            "GET",
+            f"/payments/pay_missing{self.rng.getrandbits(32):08x}",
+            name="expect 404: unknown payment",
+            expect={404: "not_found"},
+        )
 
     @tag("failures", "not_found")
     @task(1)
     def unknown_merchant(self) -> None:
-        self.call("GET", f"/merchants/mer_unknown_{self.rng.getrandbits(32):08x}/transactions",
-                  name="expect 404: unknown merchant", expect={404: "not_found"})
+        self.call(
+            "GET",
+            f"/merchants/mer_unknown_{self.rng.getrandbits(32):08x}/transactions",
+            name="expect 404: unknown merchant",
+            expect={404: "not_found"},
+        )
 
     @tag("failures", "refunds")
     @task(2)
@@ -111,8 +147,13 @@ class FailureSimulationUser(PaymentSuiteUser):
         if payment is None:
             return
         self.payments.add(payment)
-        self.call("POST", f"/payments/{payment.id}/refunds", name="expect 409: over-refund",
-                  json={"amount": payment.amount + 1}, expect={409: "refund_exceeds_captured"})
+        self.call(
+            "POST",
+            f"/payments/{payment.id}/refunds",
+            name="expect 409: over-refund",
+            json={"amount": payment.amount + 1},
+            expect={409: "refund_exceeds_captured"},
+        )
 
     @tag("failures", "refunds")
     @task(1)
@@ -120,27 +161,42 @@ class FailureSimulationUser(PaymentSuiteUser):
         pid = self.declined_ids.pick(self.rng)
         if pid is None:
             return self.declined_card()
-        self.call("POST", f"/payments/{pid}/refunds", name="expect 409: refund of a declined payment", json={},
-                  expect={409: "payment_not_refundable"})
+        self.call(
+            "POST",
+            f"/payments/{pid}/refunds",
+            name="expect 409: refund of a declined payment",
+            json={},
+            expect={409: "payment_not_refundable"},
+        )
 
     @tag("failures", "idempotency")
     @task(1)
     def idempotency_key_reuse(self) -> None:
         key = self.idempotency_key()
         body = self.pool.payment(self.rng)
-        status, _ = self.call("POST", "/payments", name="POST /payments (setup)", json=body,
-                              headers={"Idempotency-Key": key}, expect={201: None})
+        status, _ = self.call(
+            "POST",
+            "/payments",
+            name="POST /payments (setup)",
+            json=body,
+            headers={"Idempotency-Key": key},
+            expect={201: None},
+        )
         if status == 201:
-            self.call("POST", "/payments", name="expect 409: Idempotency-Key reused",
-                      json={**body, "amount": body["amount"] + 1}, headers={"Idempotency-Key": key},
-                      expect={409: "idempotency_key_reused"})
+            self.call(
+                "POST",
+                "/payments",
+                name="expect 409: Idempotency-Key reused",
+                json={**body, "amount": body["amount"] + 1},
+                headers={"Idempotency-Key": key},
+                expect={409: "idempotency_key_reused"},
+            )
 
     @tag("failures", "validation")
     @task(1)
     def oversize_body(self) -> None:
         body = {**self.pool.payment(self.rng), "description": "x" * OVERSIZE_BYTES}
-        self.call("POST", "/payments", name="expect 413: oversize body", json=body,
-                  expect={413: "payload_too_large"})
+        self.call("POST", "/payments", name="expect 413: oversize body", json=body, expect={413: "payload_too_large"})
 
 
 if not settings.simulate_failures:

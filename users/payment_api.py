@@ -54,17 +54,30 @@ def decline_check(decline_code: str):
     return check
 
 
-def make_payment(user: PaymentSuiteUser, *, path: str = "/payments", name: str | None = None,
-                 merchant: Merchant | None = None, customer: Customer | None = None,
-                 decline: tuple[Card, str] | None = None) -> KnownPayment | None:
+def make_payment(
+    user: PaymentSuiteUser,
+    *,
+    path: str = "/payments",
+    name: str | None = None,
+    merchant: Merchant | None = None,
+    customer: Customer | None = None,
+    decline: tuple[Card, str] | None = None,
+) -> KnownPayment | None:
     """Charge a card; with ``decline`` a decline test card, where a 402 with its code is success."""
     body = user.pool.payment(user.rng, merchant=merchant, customer=customer, card=decline[0] if decline else None)
     if decline:
-        user.call("POST", path, name=name or f"POST {path} (declined)", json=body,
-                  expect={402: "card_declined"}, check=decline_check(decline[1]))
+        user.call(
+            "POST",
+            path,
+            name=name or f"POST {path} (declined)",
+            json=body,
+            expect={402: "card_declined"},
+            check=decline_check(decline[1]),
+        )
         return None
-    status, resp = user.call("POST", path, name=name or f"POST {path}", json=body, expect={201: None},
-                             check=payment_check(body))
+    status, resp = user.call(
+        "POST", path, name=name or f"POST {path}", json=body, expect={201: None}, check=payment_check(body)
+    )
     if status != 201 or not isinstance(resp, dict) or "id" not in resp:
         return None
     return KnownPayment(resp["id"], body["amount"], body["currency"], body["merchant_id"], body["card"]["number"][-4:])
@@ -82,8 +95,14 @@ def refund(user: PaymentSuiteUser, payment: KnownPayment, amount: int | None) ->
             return f"refunded {body['amount']}, asked {expected}"
         return None
 
-    status, _ = user.call("POST", f"/payments/{payment.id}/refunds", name="POST /payments/[id]/refunds",
-                          json={} if amount is None else {"amount": amount}, expect={201: None}, check=check)
+    status, _ = user.call(
+        "POST",
+        f"/payments/{payment.id}/refunds",
+        name="POST /payments/[id]/refunds",
+        json={} if amount is None else {"amount": amount},
+        expect={201: None},
+        check=check,
+    )
     if status == 201:
         payment.refunded += expected
         return True
@@ -91,8 +110,13 @@ def refund(user: PaymentSuiteUser, payment: KnownPayment, amount: int | None) ->
 
 
 def lookup(user: PaymentSuiteUser, payment: KnownPayment) -> None:
-    want_status = ("succeeded" if payment.refunded == 0 else
-                   "refunded" if payment.refunded >= payment.amount else "partially_refunded")
+    want_status = (
+        "succeeded"
+        if payment.refunded == 0
+        else "refunded"
+        if payment.refunded >= payment.amount
+        else "partially_refunded"
+    )
 
     def check(body: Any) -> str | None:
         problem = missing_fields(body, "id", "status", "amount", "refunded_amount")
@@ -127,8 +151,9 @@ def list_merchant_transactions(user: PaymentSuiteUser, merchant_id: str, max_pag
             return None
 
         name = "GET /merchants/[id]/transactions" + (" (next page)" if page else "")
-        status, body = user.call("GET", f"/merchants/{merchant_id}/transactions{params}", name=name,
-                                 expect={200: None}, check=check)
+        status, body = user.call(
+            "GET", f"/merchants/{merchant_id}/transactions{params}", name=name, expect={200: None}, check=check
+        )
         if status != 200 or not isinstance(body, dict) or not body.get("next_cursor"):
             return
         cursor = body["next_cursor"]
@@ -147,8 +172,15 @@ def generate_report(user: PaymentSuiteUser, merchant_id: str) -> None:
             return "net != gross - refunded"
         return None
 
-    user.call("POST", "/internal/generate-report", name="POST /internal/generate-report", json=body,
-              expect={200: None}, check=check, write=False)
+    user.call(
+        "POST",
+        "/internal/generate-report",
+        name="POST /internal/generate-report",
+        json=body,
+        expect={200: None},
+        check=check,
+        write=False,
+    )
 
 
 def health(user: PaymentSuiteUser) -> None:

@@ -72,8 +72,9 @@ class RealisticTrafficUser(PaymentSuiteUser):
 
     def _business(self) -> None:
         if not len(self.payments):  # the shop needs at least one sale of its own to report on
-            payment = api.make_payment(self, merchant=self.merchant, customer=self.customer,
-                                       name="POST /payments (setup)")
+            payment = api.make_payment(
+                self, merchant=self.merchant, customer=self.customer, name="POST /payments (setup)"
+            )
             if payment:
                 self.payments.add(payment)
             return
@@ -86,6 +87,13 @@ class RealisticTrafficUser(PaymentSuiteUser):
             self._settlement()
 
     def _settlement(self) -> None:
-        url = f"{settings.banking_api_url}/v1/settlements?date={date.today().isoformat()}&merchant_id={self.merchant.id}"
-        self.call("GET", url, name="GET /v1/settlements (business)", expect={200: None},
-                  check=lambda b: None if isinstance(b, dict) and "net" in b else "missing net")
+        url = (
+            f"{settings.banking_api_url}/v1/settlements?date={date.today().isoformat()}&merchant_id={self.merchant.id}"
+        )
+        self.call(
+            "GET",
+            url,
+            name="GET /v1/settlements (business)",
+            expect={200: None},
+            check=lambda b: None if isinstance(b, dict) and "net" in b else "missing net",
+        )

@@ -13,8 +13,13 @@ from tests.helpers import AUTH, Sandbox, card
 
 
 def auth_body(amount=5000, number="4242424242424242", merchant=None, cvc="123"):
-    return {"amount": amount, "currency": "EUR", "card": card(number, cvc=cvc),
-            "merchant_id": merchant or f"mer_{uuid.uuid4().hex[:10]}", "reference": "order-1"}
+    return {
+        "amount": amount,
+        "currency": "EUR",
+        "card": card(number, cvc=cvc),
+        "merchant_id": merchant or f"mer_{uuid.uuid4().hex[:10]}",
+        "reference": "order-1",
+    }
 
 
 def authorize(http, sandbox, **kw):
@@ -33,9 +38,11 @@ def test_authorize_capture_refund_and_lookups(http, sandbox):
     assert ref.status_code == 201 and ref.json()["id"].startswith("bre_") and ref.json()["status"] == "refunded"
     over = http.post(sandbox.bank_url + "/v1/refunds", json={"capture_id": cap_id, "amount": 2501})
     assert over.status_code == 409 and over.json()["error"]["code"] == "refund_exceeds_captured"
-    for txn_id, kind, status, amount in [(auth["id"], "authorization", "captured", 5000),
-                                         (cap_id, "capture", "captured", 4000),
-                                         (ref.json()["id"], "refund", "refunded", 1500)]:
+    for txn_id, kind, status, amount in [
+        (auth["id"], "authorization", "captured", 5000),
+        (cap_id, "capture", "captured", 4000),
+        (ref.json()["id"], "refund", "refunded", 1500),
+    ]:
         t = http.get(f"{sandbox.bank_url}/v1/transactions/{txn_id}").json()
         assert (t["type"], t["status"], t["amount"], t["currency"]) == (kind, status, amount, "EUR")
     assert http.get(sandbox.bank_url + "/v1/transactions/auth_missing").status_code == 404
@@ -53,10 +60,15 @@ def test_capture_errors(http, sandbox):
     assert http.post(sandbox.bank_url + "/v1/refunds", json={"capture_id": "cap_nope", "amount": 1}).status_code == 404
 
 
-@pytest.mark.parametrize("number,code", [("4000000000000002", "generic_decline"),
-                                         ("4000000000009995", "insufficient_funds"),
-                                         ("4000000000000069", "expired_card"),
-                                         ("4000000000000127", "incorrect_cvc")])
+@pytest.mark.parametrize(
+    "number,code",
+    [
+        ("4000000000000002", "generic_decline"),
+        ("4000000000009995", "insufficient_funds"),
+        ("4000000000000069", "expired_card"),
+        ("4000000000000127", "incorrect_cvc"),
+    ],
+)
 def test_bank_declines(http, sandbox, number, code):
     r = http.post(sandbox.bank_url + "/v1/authorizations", json=auth_body(number=number))
     assert r.status_code == 402 and r.json()["error"]["decline_code"] == code
@@ -78,8 +90,12 @@ def test_twenty_concurrent_captures_exactly_one_wins(sandbox, http):
     auth = authorize(http, sandbox, amount=2500)
 
     def capture(_):
-        return requests.post(f"{sandbox.bank_url}/v1/authorizations/{auth['id']}/capture", json={"amount": 2500},
-                             headers=AUTH, timeout=30)
+        return requests.post(
+            f"{sandbox.bank_url}/v1/authorizations/{auth['id']}/capture",
+            json={"amount": 2500},
+            headers=AUTH,
+            timeout=30,
+        )
 
     with ThreadPoolExecutor(20) as pool:
         results = list(pool.map(capture, range(20)))
@@ -93,8 +109,9 @@ def test_concurrent_bank_refunds_never_exceed_capture(sandbox, http):
     cap_id = http.post(f"{sandbox.bank_url}/v1/authorizations/{auth['id']}/capture", json={}).json()["id"]
 
     def refund(_):
-        return requests.post(sandbox.bank_url + "/v1/refunds", json={"capture_id": cap_id, "amount": 70},
-                             headers=AUTH, timeout=30)
+        return requests.post(
+            sandbox.bank_url + "/v1/refunds", json={"capture_id": cap_id, "amount": 70}, headers=AUTH, timeout=30
+        )
 
     with ThreadPoolExecutor(30) as pool:
         codes = [r.status_code for r in pool.map(refund, range(30))]
@@ -120,7 +137,13 @@ def test_settlement_report_for_a_day(http, sandbox):
     day = time.strftime("%Y-%m-%d", time.gmtime())
     s = http.get(sandbox.bank_url + "/v1/settlements", params={"date": day, "merchant_id": mid}).json()
     assert (s["date"], s["merchant_id"], s["captured"], s["refunded"], s["net"], s["count"]) == (
-        day, mid, 3000, 500, 2500, 3)
+        day,
+        mid,
+        3000,
+        500,
+        2500,
+        3,
+    )
     for bad in ("2026-13-01", "yesterday", "2026-1-1"):
         assert http.get(sandbox.bank_url + "/v1/settlements", params={"date": bad}).status_code == 422
     assert http.get(sandbox.bank_url + "/v1/settlements").status_code == 422
@@ -128,12 +151,14 @@ def test_settlement_report_for_a_day(http, sandbox):
 
 def test_batches_allow_partial_failure_and_bound_their_size(http, sandbox):
     auth = authorize(http, sandbox, amount=900)
-    ops = [{"type": "authorize", **auth_body(amount=100)},
-           {"type": "capture", "authorization_id": auth["id"], "amount": 900},
-           {"type": "capture", "authorization_id": "auth_missing"},
-           {"type": "authorize", **auth_body(number="4000000000000002")},
-           {"type": "refund", "capture_id": "cap_missing", "amount": 5},
-           {"type": "teleport"}]
+    ops = [
+        {"type": "authorize", **auth_body(amount=100)},
+        {"type": "capture", "authorization_id": auth["id"], "amount": 900},
+        {"type": "capture", "authorization_id": "auth_missing"},
+        {"type": "authorize", **auth_body(number="4000000000000002")},
+        {"type": "refund", "capture_id": "cap_missing", "amount": 5},
+        {"type": "teleport"},
+    ]
     r = http.post(sandbox.bank_url + "/v1/batches", json={"operations": ops})
     assert r.status_code == 200 and r.json()["id"].startswith("batch_")
     results = r.json()["results"]

@@ -21,9 +21,23 @@ def test_sigterm_and_sigint_exit_cleanly(tmp_path):
 
 
 def test_taken_port_is_one_clear_line_and_exit_1(sandbox, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "sandbox", "--payment-port", str(sandbox.payment_port),
-                        "--bank-port", "0", "--data-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
-                       timeout=30)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sandbox",
+            "--payment-port",
+            str(sandbox.payment_port),
+            "--bank-port",
+            "0",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert r.returncode == 1
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and str(sandbox.payment_port) in lines[0] and "already in use" in lines[0]
@@ -33,19 +47,26 @@ def test_taken_port_is_one_clear_line_and_exit_1(sandbox, tmp_path):
 def test_token_written_with_bearer_prefix_is_accepted(tmp_path):
     box = Sandbox(tmp_path / "d", env={"AUTH_TOKEN": "Bearer s3cret-tok"}).start()
     try:
-        ok = requests.post(box.payment_url + "/payments", json=payment_body(), timeout=10,
-                           headers={"Authorization": "Bearer s3cret-tok"})
+        ok = requests.post(
+            box.payment_url + "/payments",
+            json=payment_body(),
+            timeout=10,
+            headers={"Authorization": "Bearer s3cret-tok"},
+        )
         assert ok.status_code == 201
-        assert requests.post(box.payment_url + "/payments", json=payment_body(), headers=AUTH,
-                             timeout=10).status_code == 401
+        assert (
+            requests.post(box.payment_url + "/payments", json=payment_body(), headers=AUTH, timeout=10).status_code
+            == 401
+        )
     finally:
         box.stop()
 
 
 def test_data_survives_a_restart_and_reset_clears_it(tmp_path):
     box = Sandbox(tmp_path / "d").start()
-    pid = requests.post(box.payment_url + "/payments", json=payment_body(amount=777), headers=AUTH,
-                        timeout=10).json()["id"]
+    pid = requests.post(box.payment_url + "/payments", json=payment_body(amount=777), headers=AUTH, timeout=10).json()[
+        "id"
+    ]
     box.stop()
     box.start()
     r = requests.get(f"{box.payment_url}/payments/{pid}", headers=AUTH, timeout=10)
@@ -59,8 +80,12 @@ def test_data_survives_a_restart_and_reset_clears_it(tmp_path):
 
 def test_single_service_mode(tmp_path):
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "bank", "--bank-port", str(port), "--data-dir",
-                             str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "bank", "--bank-port", str(port), "--data-dir", str(tmp_path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         assert f"BankingAPI listening on http://127.0.0.1:{port}" in line
@@ -131,8 +156,9 @@ def test_retry_after_bank_failure_with_same_key_charges_once(tmp_path):
         again = requests.post(box.payment_url + "/payments", json=body, headers=key, timeout=10)
         assert ok.status_code == again.status_code == 201 and ok.json()["id"] == again.json()["id"]
         day = time.strftime("%Y-%m-%d", time.gmtime())
-        s = requests.get(box.bank_url + "/v1/settlements", params={"date": day, "merchant_id": "mer_retry"},
-                         headers=AUTH, timeout=10).json()
+        s = requests.get(
+            box.bank_url + "/v1/settlements", params={"date": day, "merchant_id": "mer_retry"}, headers=AUTH, timeout=10
+        ).json()
         assert s["captured"] == 1234 and s["count"] == 1
     finally:
         box.stop()
@@ -140,9 +166,23 @@ def test_retry_after_bank_failure_with_same_key_charges_once(tmp_path):
 
 def test_bank_down_makes_payments_502_and_health_say_so(tmp_path):
     port = free_port()
-    lone = subprocess.Popen([sys.executable, "-m", "sandbox", "payment", "--payment-port", str(port),
-                             "--bank-url", f"http://127.0.0.1:{free_port()}", "--data-dir", str(tmp_path)],
-                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    lone = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sandbox",
+            "payment",
+            "--payment-port",
+            str(port),
+            "--bank-url",
+            f"http://127.0.0.1:{free_port()}",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert "listening" in lone.stdout.readline()
         h = requests.get(f"http://127.0.0.1:{port}/health", timeout=5).json()

@@ -41,8 +41,13 @@ def fuzz(openapi_url: str) -> tuple[int, list[str]]:
             continue
 
         @given(case=operation.as_strategy(), valid_card=st.booleans())
-        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=EXAMPLES_PER_OPERATION,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         def run(case, valid_card):
             nonlocal calls
             calls += 1

@@ -1,0 +1,100 @@
+"""Pre-flight for ``scripts/run_tests.sh``: settings valid, targets answering, safety rails.
+
+Exit status: 0 targets up; 10 the sandbox should be started (prints which: both/payment/bank);
+2 bad setting or a heavy profile against a remote host without opt-in; 3 a target is unreachable."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import socket
+import sys
+import time
+from urllib.parse import urlsplit
+
+import requests
+
+from config import get_settings
+
+HEAVY_PROFILES = {"volume", "stress", "spike", "endurance", "distributed", "race"}
+SANDBOX_PORTS = {"payment": 8000, "bank": 1080}
+START_SANDBOX = 10
+
+
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def is_sandbox_default(url: str, service: str) -> bool:
+    parts = urlsplit(url)
+    return is_loopback(url) and parts.scheme == "http" and parts.port == SANDBOX_PORTS[service]
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def probe(url: str, timeout: float) -> str | None:
+    """None when GET /health answers 200, else the reason."""
+    try:
+        r = requests.get(url.rstrip("/") + "/health", timeout=timeout)
+    except requests.ConnectionError as exc:
+        reason = exc.args[0] if exc.args else exc
+        text = str(getattr(reason, "reason", reason))
+        return "connection refused" if "refused" in text.lower() else f"cannot connect ({text[:120]})"
+    except requests.Timeout:
+        return f"no answer within {timeout:g} s"
+    except requests.RequestException as exc:
+        return f"{type(exc).__name__}: {str(exc)[:120]}"
+    return None if r.status_code == 200 else f"GET /health answered HTTP {r.status_code}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--profile", required=True)
+    p.add_argument("--needs", default="payment,bank")
+    p.add_argument("--timeout", type=float, default=2.0)
+    args = p.parse_args(argv)
+    settings = get_settings()  # exits 2 with a clear line on a bad setting
+    urls = {"payment": os.environ.get("LOCUST_HOST") or settings.payment_service_url, "bank": settings.banking_api_url}
+    needed = [s for s in ("payment", "bank") if s in args.needs.split(",")]
+
+    remote = [f"{s} {urls[s]}" for s in needed if not is_loopback(urls[s])]
+    if args.profile in HEAVY_PROFILES and remote and os.environ.get("ALLOW_REMOTE_TARGET", "").lower() != "yes":
+        print(
+            f"refusing: profile '{args.profile}' is a heavy load and its target is not this machine "
+            f"({', '.join(remote)}). Load a shared or production system only on purpose: set "
+            "ALLOW_REMOTE_TARGET=yes to confirm.",
+            file=sys.stderr,
+        )
+        return 2
+
+    started = time.monotonic()
+    down = {s: reason for s in needed if (reason := probe(urls[s], args.timeout))}
+    if not down:
+        return 0
+    startable = [s for s in down if is_sandbox_default(urls[s], s) and not port_in_use(SANDBOX_PORTS[s])]
+    if len(startable) == len(down):
+        # "both", "bank", or "payment <bank url it should call>"
+        print("both" if len(startable) == 2 else "bank" if startable == ["bank"] else f"payment {urls['bank']}")
+        return START_SANDBOX
+    for service, reason in down.items():
+        name = "PaymentService" if service == "payment" else "BankingAPI"
+        print(
+            f"target unreachable: {name} at {urls[service]}: {reason} (checked in {time.monotonic() - started:.1f} s)",
+            file=sys.stderr,
+        )
+    return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,2 @@
+"""Run verdicts: steady-state statistics, SLO thresholds, integrity checks, summaries and
+baseline comparison. ``reporting.hooks`` wires them into Locust's events."""

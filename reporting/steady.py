@@ -1,0 +1,68 @@
+"""Steady-state statistics: requests logged only once spawning has completed (plus an optional
+warm-up), kept in Locust's own ``RequestStats`` so percentiles are computed the same way, and
+shipped from workers to the master inside their regular stats reports."""
+
+from __future__ import annotations
+
+import time
+
+from locust.stats import RequestStats, StatsEntry
+
+REPORT_KEY = "suite_steady_stats"
+
+
+class SteadyStats:
+    def __init__(self, warmup_s: float = 0.0):
+        self.stats = RequestStats()
+        self.warmup_s = warmup_s
+        self.started_at: float | None = None  # wall-clock start of the window (local or worker)
+        self.stopped_at: float | None = None
+        self.recording = False
+
+    def begin(self) -> None:
+        if self.started_at is None:
+            self.started_at = time.time() + self.warmup_s
+
+    def on_request(
+        self, request_type: str, name: str, response_time: float, response_length: int, exception: BaseException | None
+    ) -> None:
+        if self.started_at is None or self.stopped_at is not None or time.time() < self.started_at:
+            return
+        self.stats.log_request(request_type, name, response_time, response_length)
+        if exception is not None:
+            self.stats.log_error(request_type, name, exception)
+
+    def end(self) -> None:
+        if self.stopped_at is None:
+            self.stopped_at = time.time()
+
+    # worker -> master transport, mirroring Locust's own report/extend protocol
+
+    def to_report(self, data: dict) -> None:
+        data[REPORT_KEY] = {
+            "entries": self.stats.serialize_stats(),
+            "total": self.stats.total.get_stripped_report(),
+            "started_at": self.started_at,
+        }
+        self.stats.entries = {}
+        self.stats.total = StatsEntry(self.stats, "Aggregated", None, use_response_times_cache=False)
+
+    def merge_report(self, data: dict) -> None:
+        report = data.get(REPORT_KEY)
+        if not report:
+            return
+        if report.get("started_at") and (self.started_at is None or report["started_at"] < self.started_at):
+            self.started_at = report["started_at"]
+        for raw in report["entries"]:
+            entry = StatsEntry.unserialize(raw, self.stats)
+            key = (entry.name, entry.method)
+            if key not in self.stats.entries:
+                self.stats.entries[key] = StatsEntry(self.stats, entry.name, entry.method)
+            self.stats.entries[key].extend(entry)
+        self.stats.total.extend(StatsEntry.unserialize(report["total"], self.stats))
+
+    @property
+    def window_s(self) -> float:
+        if self.started_at is None:
+            return 0.0
+        return max(0.0, (self.stopped_at or time.time()) - self.started_at)
