@@ -10,6 +10,7 @@ import logging
 
 from locust import events
 
+import money.hooks  # noqa: F401 - the ledger and the end-of-run reconciliation
 import reporting.hooks  # noqa: F401 - registers the summary, SLO gate and integrity checks
 from config import get_settings
 from users import BankingAPIUser, FailureSimulationUser, PaymentServiceUser, RealisticTrafficUser

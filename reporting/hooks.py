@@ -39,6 +39,7 @@ class RunState:
         self.summary_written = False
         self.extra_sections: dict = {}  # other modules (money) add theirs here
         self.extra_problems: list[str] = []
+        self.before_summary: list = []  # callables(environment) run after the users stop
 
 
 STATE = RunState()
@@ -136,6 +137,8 @@ def on_quitting(environment, **_kwargs) -> None:
     if isinstance(runner, WorkerRunner) or not report_dir or STATE.summary_written:
         return
     _settle(environment)
+    for prepare in STATE.before_summary:
+        prepare(environment)
     summary = build_summary(environment)
     profile = environment.parsed_options.profile_name
     path = Path(report_dir)

@@ -24,6 +24,7 @@ PROFILES=(
   "spike|200|200|3m|-|shapes/spike.py|Base load, sudden spike, recovery (LoadTestShape)"
   "endurance|50|5|30m|-|-|30-minute soak: latency drift, memory, money over time"
   "distributed|100|10|2m|-|-|Master + WORKERS local worker processes (no Docker)"
+  "race|9|9|60s|RefundRaceUser CaptureRaceUser IdempotencyStormUser|race_scenarios.py|Concurrent refunds, captures, idempotency storms; money reconciled"
 )
 # Profiles that change the default wait times (unless MIN/MAX_WAIT_TIME are set).
 FAST_WAITS="smoke volume stress spike"
@@ -132,7 +133,7 @@ run_load_profile() {
   IFS='|' read -r name users rate time classes shape desc <<<"$row"
   users="${USERS:-$users}"; rate="${SPAWN_RATE:-$rate}"; time="${RUN_TIME:-$time}"
   files="locustfile.py"
-  [ "$shape" != "-" ] && files="$files,$shape"
+  [ "$shape" != "-" ] && files="$files,$shape"  # a LoadTestShape module, or the race scenarios
   needs="payment,bank"
 
   local -a cmd=("$PY" -m locust -f "$files" --headless -u "$users" -r "$rate" -t "$time"

@@ -102,6 +102,7 @@ EXPECTED_MAPPING = {
     "spike": ["-f locustfile.py,shapes/spike.py ", "-t 3m "],
     "endurance": ["-u 50 ", "-t 30m "],
     "distributed": ["--master ", "--expect-workers 2 ", "--master-bind-host 127.0.0.1", "x "],
+    "race": ["-f locustfile.py,race_scenarios.py ", " RefundRaceUser CaptureRaceUser IdempotencyStormUser"],
 }
 
 
@@ -203,6 +204,8 @@ def test_distributed_two_workers_sum_to_the_total(sandbox, tmp_path):
     assert len(per_worker) == 2 and all(n > 0 for n in per_worker.values())
     assert sum(per_worker.values()) == summary["totals"]["requests"] == locust_totals(reports, "distributed")[0]
     assert summary["workers"]["max_connected"] == 2 and summary["workers"]["lost"] == []
+    # the workers' ledgers reached the master over custom messages, and the money reconciles
+    assert summary["money"]["ok"] and summary["money"]["payments_in_ledger"] > 10
 
 
 def test_compare_flags_a_regression(tmp_path):

@@ -9,6 +9,7 @@ from typing import Any
 
 from locust import tag, task
 
+from money.ledger import LEDGER
 from users.base import PaymentSuiteUser, RecentItems, missing_fields, settings
 
 
@@ -31,6 +32,10 @@ def has(field: str, value: Any):
     return check
 
 
+def auth_op(body: dict) -> tuple[str, dict]:
+    return "authorization", {"amount": body["amount"], "currency": body["currency"], "merchant_id": body["merchant_id"]}
+
+
 class BankingAPIUser(PaymentSuiteUser):
     weight = 2
 
@@ -44,6 +49,7 @@ class BankingAPIUser(PaymentSuiteUser):
         self.captures = RecentItems(settings.id_store_size)
         self.txn_ids = RecentItems(settings.id_store_size)  # (id, type, amount) for status lookups
         self.merchants: list[str] = []
+        self._auth_merchants: dict[str, str] = {}  # batch captures in flight: authorization -> merchant
 
     def _auth_body(self) -> dict:
         p = self.pool.payment(self.rng)
@@ -58,7 +64,13 @@ class BankingAPIUser(PaymentSuiteUser):
     def _authorize(self, name: str = "POST /v1/authorizations") -> Held | None:
         body = self._auth_body()
         status, resp = self.call(
-            "POST", "/v1/authorizations", name=name, json=body, expect={201: None}, check=has("status", "approved")
+            "POST",
+            "/v1/authorizations",
+            name=name,
+            json=body,
+            expect={201: None},
+            check=has("status", "approved"),
+            money=auth_op(body),
         )
         if status != 201 or not isinstance(resp, dict):
             return None
@@ -77,6 +89,7 @@ class BankingAPIUser(PaymentSuiteUser):
             json={"amount": amount},
             expect={201: None},
             check=has("amount", amount),
+            money=("capture", {"amount": amount, "merchant_id": auth.merchant_id, "parent": auth.id}),
         )
         if status != 201 or not isinstance(resp, dict):
             return None
@@ -98,6 +111,7 @@ class BankingAPIUser(PaymentSuiteUser):
                 json=body,
                 expect={402: "card_declined"},
                 check=lambda b: None if b["error"].get("decline_code") == code else "wrong decline_code",
+                money=auth_op(body),
             )
             return
         held = self._authorize()
@@ -129,6 +143,7 @@ class BankingAPIUser(PaymentSuiteUser):
             json={"capture_id": cap.id, "amount": amount},
             expect={201: None},
             check=has("amount", amount),
+            money=("bank_refund", {"amount": amount, "merchant_id": cap.merchant_id, "parent": cap.id}),
         )
         if status == 201 and isinstance(resp, dict):
             cap.refunded += amount
@@ -189,6 +204,8 @@ class BankingAPIUser(PaymentSuiteUser):
         while self.pending and len(ops) < 20:
             auth = self.pending.popleft()
             ops.append({"type": "capture", "authorization_id": auth.id, "amount": auth.amount})
+            self._auth_merchants[auth.id] = auth.merchant_id
+            self._auth_merchants[auth.id] = auth.merchant_id
 
         def check(body: Any) -> str | None:
             problem = missing_fields(body, "id", "results")
@@ -199,6 +216,22 @@ class BankingAPIUser(PaymentSuiteUser):
             failed = [r["index"] for r in body["results"] if r.get("status_code") != 201]
             return f"items {failed[:5]} did not succeed" if failed else None
 
-        self.call(
+        status, body = self.call(
             "POST", "/v1/batches", name="POST /v1/batches", json={"operations": ops}, expect={200: None}, check=check
         )
+        self._ledger_batch(ops, status, body)
+
+    def _ledger_batch(self, ops: list[dict], status: int, body: Any) -> None:
+        """Each batch item moves money on its own: record it with the item's own status."""
+        results = body.get("results") if status == 200 and isinstance(body, dict) else None
+        for i, op in enumerate(ops):
+            item = results[i] if results and i < len(results) else {"status_code": 0 if status >= 500 else status}
+            if op["type"] == "authorize":
+                kind, info = auth_op(op)
+            else:
+                merchant = self._auth_merchants.pop(op["authorization_id"], None)
+                kind, info = (
+                    "capture",
+                    {"amount": op["amount"], "merchant_id": merchant, "parent": op["authorization_id"]},
+                )
+            LEDGER.record(kind, item.get("status_code", 0), None, info, item.get("body"))

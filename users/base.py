@@ -16,6 +16,7 @@ from locust import FastHttpUser
 
 from config import get_settings
 from data_generators import DataPool, mix64
+from money.ledger import LEDGER
 
 settings = get_settings()
 _user_numbers = itertools.count()
@@ -116,11 +117,13 @@ class PaymentSuiteUser(FastHttpUser):
         headers: dict | None = None,
         check: Check | None = None,
         write: bool | None = None,
+        money: tuple[str, dict] | None = None,
     ) -> tuple[int, Any]:
         """One request judged against ``expect`` ({status: expected error code or None}).
 
         Returns (status, parsed body or None). Writes get a fresh Idempotency-Key unless the
-        caller passes one."""
+        caller passes one. ``money`` = (kind, op) records a money-moving
+        request in the ledger."""
         hdrs = dict(headers) if headers else {}
         if (write if write is not None else method != "GET") and "Idempotency-Key" not in hdrs:
             hdrs["Idempotency-Key"] = self.idempotency_key()
@@ -137,6 +140,8 @@ class PaymentSuiteUser(FastHttpUser):
                 except orjson.JSONDecodeError:
                     body = None
             resp.failure(reason) if (reason := self._verdict(status, resp, body, expect, check)) else resp.success()
+        if money is not None:
+            LEDGER.record(money[0], status, hdrs.get("Idempotency-Key"), money[1], body, json, path)
         return status, body
 
     @staticmethod

@@ -93,6 +93,7 @@ class FailureSimulationUser(PaymentSuiteUser):
             json=body,
             expect={402: "card_declined"},
             check=api.decline_check(code),
+            money=api.payment_op(body),
         )
         if isinstance(resp, dict) and isinstance(resp.get("error"), dict) and resp["error"].get("payment_id"):
             self.declined_ids.add(resp["error"]["payment_id"])
@@ -153,6 +154,7 @@ class FailureSimulationUser(PaymentSuiteUser):
             name="expect 409: over-refund",
             json={"amount": payment.amount + 1},
             expect={409: "refund_exceeds_captured"},
+            money=api.refund_op(payment, payment.amount + 1),
         )
 
     @tag("failures", "refunds")
@@ -181,15 +183,18 @@ class FailureSimulationUser(PaymentSuiteUser):
             json=body,
             headers={"Idempotency-Key": key},
             expect={201: None},
+            money=api.payment_op(body),
         )
         if status == 201:
+            changed = {**body, "amount": body["amount"] + 1}
             self.call(
                 "POST",
                 "/payments",
                 name="expect 409: Idempotency-Key reused",
-                json={**body, "amount": body["amount"] + 1},
+                json=changed,
                 headers={"Idempotency-Key": key},
                 expect={409: "idempotency_key_reused"},
+                money=api.payment_op(changed),
             )
 
     @tag("failures", "validation")

@@ -54,6 +54,25 @@ def decline_check(decline_code: str):
     return check
 
 
+def payment_op(body: dict, race: str | None = None) -> tuple[str, dict]:
+    return "payment", {
+        "amount": body.get("amount"),
+        "currency": body.get("currency"),
+        "merchant_id": body.get("merchant_id"),
+        "race": race,
+    }
+
+
+def refund_op(payment: KnownPayment, amount: int | None, race: str | None = None) -> tuple[str, dict]:
+    return "refund", {
+        "amount": amount,
+        "currency": payment.currency,
+        "merchant_id": payment.merchant_id,
+        "parent": payment.id,
+        "race": race,
+    }
+
+
 def make_payment(
     user: PaymentSuiteUser,
     *,
@@ -73,10 +92,17 @@ def make_payment(
             json=body,
             expect={402: "card_declined"},
             check=decline_check(decline[1]),
+            money=payment_op(body),
         )
         return None
     status, resp = user.call(
-        "POST", path, name=name or f"POST {path}", json=body, expect={201: None}, check=payment_check(body)
+        "POST",
+        path,
+        name=name or f"POST {path}",
+        json=body,
+        expect={201: None},
+        check=payment_check(body),
+        money=payment_op(body),
     )
     if status != 201 or not isinstance(resp, dict) or "id" not in resp:
         return None
@@ -102,6 +128,7 @@ def refund(user: PaymentSuiteUser, payment: KnownPayment, amount: int | None) ->
         json={} if amount is None else {"amount": amount},
         expect={201: None},
         check=check,
+        money=refund_op(payment, amount),
     )
     if status == 201:
         payment.refunded += expected

@@ -1,0 +1,281 @@
+"""End-of-run reconciliation: what the client saw (the ledger) against what the servers recorded.
+
+Categories: matched; missing on the server; extra/duplicate on the server; amount mismatch;
+over-refunded; refund mismatch; declined mismatch; bank settlement mismatch; unknown outcomes
+resolved by idempotent replay (and those left unresolved). Any mismatch fails the verdict."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+import gevent
+import gevent.pool
+import requests
+
+MAX_PAYMENTS_CHECKED = 20_000
+CONCURRENCY = 16
+
+
+class Servers:
+    def __init__(self, payment_url: str, bank_url: str, auth_header: str, timeout: float = 5.0):
+        self.payment_url, self.bank_url = payment_url.rstrip("/"), bank_url.rstrip("/")
+        self.session = requests.Session()
+        self.session.headers.update({"Authorization": auth_header, "Accept": "application/json"})
+        self.timeout = timeout
+
+    def get(self, url: str, **params) -> tuple[int, Any]:
+        try:
+            r = self.session.get(url, params=params or None, timeout=self.timeout)
+            return r.status_code, r.json() if r.content else None
+        except (requests.RequestException, ValueError):
+            return 0, None
+
+    def post(self, url: str, body: dict, key: str | None) -> tuple[int, Any]:
+        try:
+            r = self.session.post(
+                url, json=body, timeout=self.timeout, headers={"Idempotency-Key": key} if key else None
+            )
+            return r.status_code, r.json() if r.content else None
+        except (requests.RequestException, ValueError):
+            return 0, None
+
+    def settlement(self, day: str, merchant_id: str) -> tuple[int, int] | None:
+        status, body = self.get(self.bank_url + "/v1/settlements", date=day, merchant_id=merchant_id)
+        if status != 200 or not isinstance(body, dict):
+            return None
+        return int(body.get("captured", 0)), int(body.get("refunded", 0))
+
+
+def utc_day(ts: float | None = None) -> str:
+    return datetime.fromtimestamp(ts or time.time(), tz=UTC).date().isoformat()
+
+
+def settlement_snapshot(servers: Servers, merchants: list[str], days: list[str]) -> dict[str, tuple[int, int]]:
+    """Captured/refunded per merchant (summed over ``days``), to compare deltas at the end."""
+    out: dict[str, tuple[int, int]] = {}
+
+    def one(m: str) -> None:
+        captured = refunded = 0
+        for day in days:
+            figures = servers.settlement(day, m)
+            if figures is None:
+                return
+            captured, refunded = captured + figures[0], refunded + figures[1]
+        out[m] = (captured, refunded)
+
+    gevent.pool.Pool(CONCURRENCY).map(one, merchants)
+    return out
+
+
+def resolve_unknown(servers: Servers, unknown: list[dict], counts: Counter) -> list[dict]:
+    """Replay each request whose outcome was unknown, with its original key and body: the server
+    answers with the stored result (or runs it once). Returns the records as resolved."""
+    resolved = []
+    for rec in unknown:
+        base = servers.bank_url if rec["kind"] in ("authorization", "capture", "bank_refund") else servers.payment_url
+        status, body = servers.post(base + rec["path"], rec["request"], rec.get("key")) if rec.get("key") else (0, None)
+        rec = {k: v for k, v in rec.items() if k != "request"}
+        if status and status < 500 and status != 409:
+            counts["unknown_resolved_by_replay"] += 1
+            rec["outcome"] = "succeeded" if 200 <= status < 300 else "declined" if status == 402 else "failed"
+            if isinstance(body, dict):
+                rec["id"] = body.get("id") or (body.get("error") or {}).get("payment_id")
+        else:
+            counts["unknown_unresolved"] += 1
+        resolved.append(rec)
+    return resolved
+
+
+def reconcile(
+    records,
+    unknown: list[dict],
+    servers: Servers,
+    start_settlements: dict[str, tuple[int, int]],
+    days: list[str],
+    deadline_s: float = 90.0,
+) -> dict[str, Any]:
+    started = time.monotonic()
+    counts: Counter = Counter()
+    problems: list[str] = []
+    resolved = resolve_unknown(servers, unknown, counts)
+
+    payments: dict[str, dict] = {}
+    declined: dict[str, dict] = {}
+    keys: dict[str, set] = defaultdict(set)  # payment idempotency key -> ids the client was given
+    race_merchants: set[str] = set()
+    expected_bank: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # captured, refunded, uncertain
+    refunds: list[dict] = []
+    for rec in [*records, *resolved]:
+        kind, outcome, merchant = rec["kind"], rec["outcome"], rec.get("merchant_id")
+        if rec.get("race") and merchant:
+            race_merchants.add(merchant)
+        if kind == "payment":
+            if outcome == "succeeded" and rec.get("id"):
+                if rec.get("key"):
+                    keys[rec["key"]].add(rec["id"])
+                if rec["id"] in payments:  # an idempotent replay of one the ledger already has
+                    continue
+                payments[rec["id"]] = {
+                    "amount": rec["amount"],
+                    "currency": rec["currency"],
+                    "merchant_id": merchant,
+                    "refunded": 0,
+                    "uncertain": 0,
+                }
+                if merchant:
+                    expected_bank[merchant][0] += rec["amount"] or 0
+            elif outcome == "unknown" and merchant:
+                expected_bank[merchant][2] += rec["amount"] or 0
+            elif outcome == "declined" and rec.get("id"):
+                declined[rec["id"]] = rec
+        elif kind == "refund":
+            refunds.append(rec)
+        elif kind == "capture" and merchant:
+            if outcome == "succeeded":
+                expected_bank[merchant][0] += rec["amount"] or 0
+            elif outcome == "unknown":
+                expected_bank[merchant][2] += rec["amount"] or 0
+        elif kind == "bank_refund" and merchant:
+            if outcome == "succeeded":
+                expected_bank[merchant][1] += rec["amount"] or 0
+            elif outcome == "unknown":
+                expected_bank[merchant][2] += rec["amount"] or 0
+    for rec in refunds:
+        payment = payments.get(rec.get("parent"))
+        if payment is None:
+            continue
+        if rec["outcome"] == "succeeded":
+            payment["refunded"] += rec["amount"] or 0
+            if rec.get("merchant_id"):
+                expected_bank[rec["merchant_id"]][1] += rec["amount"] or 0
+        elif rec["outcome"] == "unknown":
+            payment["uncertain"] += rec["amount"] or payment["amount"]
+            if rec.get("merchant_id"):
+                expected_bank[rec["merchant_id"]][2] += rec["amount"] or payment["amount"]
+
+    # One idempotency key, one payment.
+    for key, ids in keys.items():
+        if len(ids) > 1:
+            counts["duplicate_on_server"] += len(ids) - 1
+            problems.append(f"idempotency key {key} produced {len(ids)} different payments: {sorted(ids)[:3]}")
+
+    # Every payment the client saw succeed, as the server has it now.
+    ids = list(payments)
+    sampled = len(ids) > MAX_PAYMENTS_CHECKED
+    if sampled:
+        step = len(ids) / MAX_PAYMENTS_CHECKED
+        ids = [ids[int(i * step)] for i in range(MAX_PAYMENTS_CHECKED)]
+    found: dict[str, Any] = {}
+
+    def fetch(pid: str) -> None:
+        if time.monotonic() - started < deadline_s:
+            found[pid] = servers.get(f"{servers.payment_url}/payments/{pid}")
+
+    gevent.pool.Pool(CONCURRENCY).map(fetch, ids + list(declined)[:MAX_PAYMENTS_CHECKED])
+    for pid in ids:
+        mine = payments[pid]
+        status, body = found.get(pid, (None, None))
+        if status is None:
+            counts["not_checked_time_limit"] += 1
+            continue
+        if status == 404:
+            counts["missing_on_server"] += 1
+            problems.append(f"payment {pid} succeeded for the client but the server has no record of it")
+            continue
+        if status != 200 or not isinstance(body, dict):
+            counts["lookup_failed"] += 1
+            continue
+        if body.get("amount") != mine["amount"] or body.get("currency") != mine["currency"]:
+            counts["amount_mismatch"] += 1
+            problems.append(
+                f"payment {pid}: client {mine['amount']} {mine['currency']}, server "
+                f"{body.get('amount')} {body.get('currency')}"
+            )
+            continue
+        refunded = body.get("refunded_amount", 0)
+        if refunded > body.get("amount", 0):
+            counts["over_refunded"] += 1
+            problems.append(f"payment {pid}: refunded {refunded} of {body.get('amount')}")
+        elif not mine["refunded"] <= refunded <= mine["refunded"] + mine["uncertain"]:
+            counts["refund_mismatch"] += 1
+            problems.append(f"payment {pid}: client saw {mine['refunded']} refunded, server says {refunded}")
+        else:
+            counts["matched"] += 1
+    for pid in list(declined)[:MAX_PAYMENTS_CHECKED]:
+        status, body = found.get(pid, (None, None))
+        if status == 200 and isinstance(body, dict) and body.get("status") != "declined":
+            counts["declined_mismatch"] += 1
+            problems.append(f"payment {pid} was declined for the client but is {body.get('status')!r} on the server")
+        elif status == 200:
+            counts["declined_matched"] += 1
+
+    # Race merchants belong to this run alone: the server must list no payment the client did not get.
+    for merchant in sorted(race_merchants):
+        listed, cursor = [], None
+        for _ in range(100):
+            params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
+            status, page = servers.get(f"{servers.payment_url}/merchants/{merchant}/transactions", **params)
+            if status != 200 or not isinstance(page, dict):
+                break
+            listed += [p["id"] for p in page.get("data", []) if p.get("status") != "declined"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+        extra = [pid for pid in listed if pid not in payments]
+        if extra:
+            counts["duplicate_on_server"] += len(extra)
+            problems.append(
+                f"merchant {merchant}: {len(extra)} payment(s) on the server the client never got: {extra[:3]}"
+            )
+
+    # The bank: settlement deltas per merchant against captures and refunds the client saw.
+    if start_settlements is not None:
+        end = settlement_snapshot(servers, list(expected_bank)[:500], days)
+        for merchant, (captured, refunded, uncertain) in expected_bank.items():
+            if merchant not in end:
+                continue
+            before = start_settlements.get(merchant, (0, 0))
+            d_cap, d_ref = end[merchant][0] - before[0], end[merchant][1] - before[1]
+            if abs(d_cap - captured) > uncertain or abs(d_ref - refunded) > uncertain:
+                counts["bank_settlement_mismatch"] += 1
+                problems.append(
+                    f"bank settlement {merchant}: captured {d_cap} (client {captured}), refunded "
+                    f"{d_ref} (client {refunded})"
+                )
+            else:
+                counts["bank_settlement_matched"] += 1
+
+    bad = (
+        "missing_on_server",
+        "duplicate_on_server",
+        "amount_mismatch",
+        "over_refunded",
+        "refund_mismatch",
+        "declined_mismatch",
+        "bank_settlement_mismatch",
+    )
+    ok = not any(counts[k] for k in bad)
+    return {
+        "enabled": True,
+        "ok": ok,
+        "payments_in_ledger": len(payments),
+        "sampled": sampled,
+        "counts": {
+            k: counts[k]
+            for k in (
+                "matched",
+                *bad,
+                "declined_matched",
+                "bank_settlement_matched",
+                "unknown_resolved_by_replay",
+                "unknown_unresolved",
+                "lookup_failed",
+                "not_checked_time_limit",
+            )
+        },
+        "problems": problems[:50],
+        "took_s": round(time.monotonic() - started, 2),
+    }
