@@ -185,6 +185,12 @@ def _integrity(environment) -> list[str]:
             problems.append(f"only {STATE.max_workers} of {expected} expected workers were connected")
         if STATE.workers_lost:
             problems.append(f"{len(STATE.workers_lost)} worker(s) lost during the run: {sorted(STATE.workers_lost)}")
+    planned = getattr(opts, "run_time", None)
+    elapsed = time.time() - STATE.started_at
+    # A LoadTestShape decides its own end (stress stops at the breaking point), so only plain runs count.
+    if getattr(opts, "headless", False) and planned and environment.shape_class is None and \
+            elapsed < planned * 0.95 - 1:
+        problems.append(f"run ended after {elapsed:.0f} s of the planned {planned} s (interrupted or stopped early)")
     if locust_log.unhandled_greenlet_exception:
         problems.append("an event handler or greenlet raised an exception (see the log)")
     if runner is not None and runner.exceptions:

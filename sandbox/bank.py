@@ -38,7 +38,7 @@ from sandbox.common import (
     replay_response,
     request_fingerprint,
 )
-from sandbox.faults import BankFaults, MalformedFault, apply_bank_faults
+from sandbox.faults import BankFaults, MalformedFault, SchemaFault, apply_bank_faults
 from sandbox.storage import BANK_SCHEMA, Database
 
 AUTH_TTL_S = float(os.environ.get("SANDBOX_AUTH_TTL_S", 7 * 24 * 3600))
@@ -371,6 +371,10 @@ def create_app(data_dir: Path, faults: BankFaults | None = None, on_ready: Calla
     install_error_handlers(app)
     app.add_middleware(GuardMiddleware)
     document_bearer_auth(app)
+
+    @app.exception_handler(SchemaFault)
+    async def _schema(_: Request, __: SchemaFault) -> Response:
+        return Response(b'{"result": "ok", "data": [1, 2, 3]}', status_code=201, media_type="application/json")
 
     @app.exception_handler(MalformedFault)
     async def _malformed(_: Request, __: MalformedFault) -> Response:

@@ -25,6 +25,7 @@ class BankFaults(BaseModel):
     timeout_rate: float = Rate
     hang_s: float = Field(default=30.0, ge=0, le=600, description="How long a 'timeout' request hangs")
     malformed_rate: float = Field(default=0.0, ge=0.0, le=1.0, description="Share answered with truncated JSON")
+    schema_error_rate: float = Field(default=0.0, ge=0.0, le=1.0, description="Share answered with wrong-shape JSON")
 
     @classmethod
     def from_env(cls) -> BankFaults:
@@ -36,11 +37,16 @@ class BankFaults(BaseModel):
             timeout_rate=float(env.get("SANDBOX_BANK_TIMEOUT_RATE", 0)),
             hang_s=float(env.get("SANDBOX_BANK_HANG_S", 30)),
             malformed_rate=float(env.get("SANDBOX_BANK_MALFORMED_RATE", 0)),
+            schema_error_rate=float(env.get("SANDBOX_BANK_SCHEMA_ERROR_RATE", 0)),
         )
 
 
 class MalformedFault(Exception):
     """Raised to answer with a truncated JSON body (a proxy cutting the response)."""
+
+
+class SchemaFault(Exception):
+    """Raised to answer 2xx with well-formed JSON of the wrong shape (a broken deploy)."""
 
 
 async def apply_bank_faults(faults: BankFaults, rng: random.Random) -> None:
@@ -58,6 +64,9 @@ async def apply_bank_faults(faults: BankFaults, rng: random.Random) -> None:
     roll -= faults.error_rate
     if roll < faults.malformed_rate:
         raise MalformedFault
+    roll -= faults.malformed_rate
+    if roll < faults.schema_error_rate:
+        raise SchemaFault
 
 
 class PaymentFaults(BaseModel):

@@ -225,7 +225,8 @@ class BankingAPIUser(PaymentSuiteUser):
         """Each batch item moves money on its own: record it with the item's own status."""
         results = body.get("results") if status == 200 and isinstance(body, dict) else None
         for i, op in enumerate(ops):
-            item = results[i] if results and i < len(results) else {"status_code": 0 if status >= 500 else status}
+            # no readable result for the item: unknown, unless the whole batch was refused (4xx)
+            item = results[i] if results and i < len(results) else {"status_code": status if 400 <= status < 500 else 0}
             if op["type"] == "authorize":
                 kind, info = auth_op(op)
             else:

@@ -139,10 +139,17 @@ class PaymentSuiteUser(FastHttpUser):
                     body = orjson.loads(resp.content)
                 except orjson.JSONDecodeError:
                     body = None
-            resp.failure(reason) if (reason := self._verdict(status, resp, body, expect, check)) else resp.success()
+            reason = self._verdict(status, resp, body, expect, check)
+            if reason:
+                resp.failure(reason)
+            else:
+                resp.success()
         if money is not None:
-            LEDGER.record(money[0], status, hdrs.get("Idempotency-Key"), money[1], body, json, path)
-        return status, body
+            # A 2xx whose body cannot be read leaves the client not knowing what happened: unknown.
+            seen = 0 if reason and reason.startswith(BAD_BODY) and 200 <= status < 300 else status
+            LEDGER.record(money[0], seen, hdrs.get("Idempotency-Key"), money[1], body, json, path)
+        # Callers act on the body only when it passed: a wrong one never reaches their code.
+        return status, (None if reason else body)
 
     @staticmethod
     def _verdict(status: int, resp, body: Any, expect: dict[int, str | None], check: Check | None) -> str | None:
@@ -171,7 +178,10 @@ class PaymentSuiteUser(FastHttpUser):
             if got_code != want_code:
                 return f"{WRONG_ERROR} expected {status} {want_code}, got {status} {got_code}"
         if check is not None and settings.validate_responses:
-            problem = check(body)
+            try:
+                problem = check(body)
+            except (KeyError, TypeError, AttributeError, IndexError) as exc:  # a body of the wrong shape
+                problem = f"unexpected shape ({type(exc).__name__}: {str(exc)[:60]})"
             if problem:
                 return f"{BAD_BODY} {problem}"
         return None
