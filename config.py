@@ -28,6 +28,16 @@ Url = Annotated[str, AfterValidator(_url)]
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
+def bare_token(raw: str) -> str:
+    """The token without a leading "Bearer " (both spellings are accepted everywhere)."""
+    raw = raw.strip()
+    return raw[6:].strip() if raw[:6].lower() == "bearer" and raw[6:7] in ("", " ") else raw
+
+
+def auth_header(raw: str) -> str:
+    return f"Bearer {bare_token(raw)}"
+
+
 def parse_persona_shares(raw: str) -> dict[str, float]:
     """``casual:60,power:30,business:10`` -> shares summing to 1."""
     shares: dict[str, float] = {}
@@ -93,11 +103,10 @@ class Settings(BaseSettings):
         return self
 
     def bare_token(self) -> str:
-        raw = self.auth_token.get_secret_value().strip()
-        return raw[6:].strip() if raw[:6].lower() == "bearer" and raw[6:7] in ("", " ") else raw
+        return bare_token(self.auth_token.get_secret_value())
 
     def auth_header(self) -> str:
-        return f"Bearer {self.bare_token()}"
+        return auth_header(self.auth_token.get_secret_value())
 
     def personas(self) -> dict[str, float]:
         return parse_persona_shares(self.persona_shares)

@@ -12,6 +12,8 @@ from locust import events
 
 import money.hooks  # noqa: F401 - the ledger and the end-of-run reconciliation
 import reporting.hooks  # noqa: F401 - registers the summary, SLO gate and integrity checks
+import webui.access  # noqa: F401 - the UI stays on loopback unless a login protects it
+import webui.slo_tab  # noqa: F401 - live SLO view in the UI
 from config import get_settings
 from users import BankingAPIUser, FailureSimulationUser, PaymentServiceUser, RealisticTrafficUser
 

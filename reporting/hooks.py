@@ -47,6 +47,7 @@ STATE = RunState()
 
 @events.init_command_line_parser.add_listener
 def add_arguments(parser) -> None:
+    # Group arguments are plain argparse ones: Locust leaves them out of the web UI's form.
     group = parser.add_argument_group("payment suite")
     group.add_argument("--profile-name", default="adhoc", help="Names the summary files (default adhoc)")
     group.add_argument("--report-dir", default="", help="Write <profile>-summary.json/.md here and gate on SLOs")
@@ -68,6 +69,14 @@ def add_arguments(parser) -> None:
         action="store_true",
         default=False,
         help="A regression against the baseline fails the verdict",
+    )
+    # In the UI's form as a masked field; empty means AUTH_TOKEN from the environment / .env, and
+    # the default is empty on purpose: a default would be embedded in the page.
+    parser.add_argument(
+        "--auth-token",
+        default="",
+        is_secret=True,
+        help="Bearer token for both services (empty: AUTH_TOKEN from the environment)",
     )
 
 
@@ -188,8 +197,12 @@ def _integrity(environment) -> list[str]:
     planned = getattr(opts, "run_time", None)
     elapsed = time.time() - STATE.started_at
     # A LoadTestShape decides its own end (stress stops at the breaking point), so only plain runs count.
-    if getattr(opts, "headless", False) and planned and environment.shape_class is None and \
-            elapsed < planned * 0.95 - 1:
+    if (
+        getattr(opts, "headless", False)
+        and planned
+        and environment.shape_class is None
+        and elapsed < planned * 0.95 - 1
+    ):
         problems.append(f"run ended after {elapsed:.0f} s of the planned {planned} s (interrupted or stopped early)")
     if locust_log.unhandled_greenlet_exception:
         problems.append("an event handler or greenlet raised an exception (see the log)")

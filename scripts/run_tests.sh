@@ -28,7 +28,7 @@ PROFILES=(
 )
 # Profiles that change the default wait times (unless MIN/MAX_WAIT_TIME are set).
 FAST_WAITS="smoke volume stress spike"
-COMMANDS="help compare docker docker-volume docker-banking docker-failures stop-docker"
+COMMANDS="help ui compare docker docker-volume docker-banking docker-failures stop-docker"
 
 usage() {
   cat <<USAGE
@@ -44,6 +44,9 @@ USAGE
   cat <<USAGE
 
 Other commands:
+  ui [profile]       the web UI (http://127.0.0.1:8089, WEB_PORT) with the class picker; a profile sets
+                     its default users and spawn rate. WEB_HOST=0.0.0.0 exposes it and then requires
+                     --web-login with WEB_USERNAME and WEB_PASSWORD set
   compare <profile>  compare the last run of <profile> with its last passing run
   docker             distributed run in Docker: master + 2 workers (docker-compose.locust.yml)
   docker-volume      compose profile volume-test (PaymentServiceUser, high volume)
@@ -196,6 +199,40 @@ run_load_profile() {
   return "$rc"
 }
 
+run_ui() {
+  local name="${1:-smoke}" row users rate time classes shape desc files host
+  [ "$#" -gt 0 ] && shift
+  row="$(profile_row "$name")" || die_usage "unknown profile '$name' for ui"
+  IFS='|' read -r name users rate time classes shape desc <<<"$row"
+  files="locustfile.py"
+  [ "$shape" != "-" ] && files="$files,$shape"
+  host="${WEB_HOST:-127.0.0.1}"
+  local -a cmd=("$PY" -m locust -f "$files" --class-picker --web-host "$host" --web-port "${WEB_PORT:-8089}"
+    -u "${USERS:-$users}" -r "${SPAWN_RATE:-$rate}" --profile-name "ui-$name" --report-dir "$REPORT_DIR")
+  case "$host" in
+    127.*|localhost|::1) ;;
+    *) cmd+=(--web-login) ;;  # exposed: a login is required (the locustfile refuses to start without one)
+  esac
+  cmd+=("$@")
+  if [ -n "${DRY_RUN:-}" ]; then printf '%s\n' "${cmd[*]}"; return 0; fi
+  local pre pre_rc=0
+  pre="$("$PY" preflight.py --profile "ui" --needs payment,bank)" || pre_rc=$?
+  case "$pre_rc" in
+    0) ;;
+    10) # shellcheck disable=SC2086 # "payment <url>" splits into its two words on purpose
+        start_sandbox $pre ;;
+    *) exit "$pre_rc" ;;
+  esac
+  say "ui: http://$host:${WEB_PORT:-8089} (Ctrl-C to stop; the summary is written on exit)"
+  trap forward_signal INT TERM
+  "${cmd[@]}" &
+  LOCUST_PID=$!
+  local rc=0
+  wait "$LOCUST_PID" || rc=$?
+  while kill -0 "$LOCUST_PID" 2>/dev/null; do wait "$LOCUST_PID" || rc=$?; done
+  return "$rc"
+}
+
 docker_compose() {
   if docker compose version >/dev/null 2>&1; then docker compose "$@"
   elif command -v docker-compose >/dev/null 2>&1; then docker-compose "$@"
@@ -232,6 +269,12 @@ main() {
       [ -n "${1:-}" ] || die_usage "compare needs a profile name"
       ensure_venv requirements.txt
       exec "$PY" -m reporting.compare --report-dir "$REPORT_DIR" "$1" ;;
+    ui)
+      ensure_venv requirements.txt
+      trap cleanup EXIT
+      local ui_rc=0
+      run_ui "$@" || ui_rc=$?
+      exit "$ui_rc" ;;
     docker) run_docker "" ;;
     docker-volume) run_docker volume-test ;;
     docker-banking) run_docker banking-test ;;

@@ -48,8 +48,11 @@ BAD_SETTINGS = [
 
 @pytest.mark.parametrize("env,needle", BAD_SETTINGS, ids=[next(iter(e)) for e, _ in BAD_SETTINGS])
 def test_bad_setting_is_one_clear_line_and_exit_2(sandbox, tmp_path, env, needle):
-    r = run("smoke", env=target_env(sandbox, tmp_path, RUN_TIME="3s", MIN_WAIT_TIME="0", MAX_WAIT_TIME="10") | env,
-            timeout=120)
+    r = run(
+        "smoke",
+        env=target_env(sandbox, tmp_path, RUN_TIME="3s", MIN_WAIT_TIME="0", MAX_WAIT_TIME="10") | env,
+        timeout=120,
+    )
     assert r.returncode == 2, (r.returncode, r.stderr[-1500:])
     assert needle in r.stderr and "Traceback" not in r.stderr
     errors = [line for line in r.stderr.splitlines() if "error" in line.lower() and "INFO" not in line]
@@ -69,8 +72,14 @@ def test_silent_target_exits_3_within_5_s(tmp_path):
     port = listener.getsockname()[1]
     try:
         start = time.monotonic()
-        r = run("smoke", env={"PAYMENT_SERVICE_URL": f"http://127.0.0.1:{port}",
-                              "BANKING_API_URL": f"http://127.0.0.1:{port}", "REPORT_DIR": str(tmp_path)})
+        r = run(
+            "smoke",
+            env={
+                "PAYMENT_SERVICE_URL": f"http://127.0.0.1:{port}",
+                "BANKING_API_URL": f"http://127.0.0.1:{port}",
+                "REPORT_DIR": str(tmp_path),
+            },
+        )
         took = time.monotonic() - start
     finally:
         listener.close()
@@ -109,8 +118,7 @@ def test_target_killed_mid_run_keeps_going_and_fails_with_connection_errors(tmp_
 
 # 4. Slow target: requests fail as timeouts within the configured timeout.
 def test_slow_target_times_out_instead_of_hanging(tmp_path):
-    box = Sandbox(tmp_path / "data", args=["--bank-timeout", "10"],
-                  env={"SANDBOX_BANK_LATENCY_MS": "2500"}).start()
+    box = Sandbox(tmp_path / "data", args=["--bank-timeout", "10"], env={"SANDBOX_BANK_LATENCY_MS": "2500"}).start()
     try:
         start = time.monotonic()
         r = run("smoke", env=target_env(box, tmp_path, RUN_TIME="6s", REQUEST_TIMEOUT="1"), timeout=120)
@@ -127,8 +135,14 @@ def test_slow_target_times_out_instead_of_hanging(tmp_path):
 
 # 5. Misbehaving target: 5xx, truncated JSON, wrong schema.
 def test_misbehaving_bank_is_counted_with_reasons_and_crashes_no_user(tmp_path):
-    box = Sandbox(tmp_path / "data", env={"SANDBOX_BANK_ERROR_RATE": "0.15", "SANDBOX_BANK_MALFORMED_RATE": "0.15",
-                                          "SANDBOX_BANK_SCHEMA_ERROR_RATE": "0.15"}).start()
+    box = Sandbox(
+        tmp_path / "data",
+        env={
+            "SANDBOX_BANK_ERROR_RATE": "0.15",
+            "SANDBOX_BANK_MALFORMED_RATE": "0.15",
+            "SANDBOX_BANK_SCHEMA_ERROR_RATE": "0.15",
+        },
+    ).start()
     try:
         r = run("banking", env=target_env(box, tmp_path, RUN_TIME="6s", USERS="5", SPAWN_RATE="5"), timeout=120)
     finally:
@@ -148,8 +162,15 @@ def test_misbehaving_bank_is_counted_with_reasons_and_crashes_no_user(tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_mid_run_writes_every_report_with_exact_totals(sandbox, tmp_path, sig):
     env = {**os.environ, **target_env(sandbox, tmp_path, RUN_TIME="60s")}
-    proc = subprocess.Popen([RUNNER, "smoke"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [RUNNER, "smoke"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     time.sleep(8)
     os.killpg(proc.pid, sig)  # as a terminal's Ctrl-C or a CI cancellation does: the whole group
     _out, err = proc.communicate(timeout=60)
@@ -163,10 +184,16 @@ def test_signal_mid_run_writes_every_report_with_exact_totals(sandbox, tmp_path,
 
 # 7. A worker killed during a distributed run.
 def test_lost_worker_fails_the_run(sandbox, tmp_path):
-    env = {**os.environ, **target_env(sandbox, tmp_path, RUN_TIME="25s", USERS="10", SPAWN_RATE="10",
-                                      WORKERS="2")}
-    proc = subprocess.Popen([RUNNER, "distributed"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    env = {**os.environ, **target_env(sandbox, tmp_path, RUN_TIME="25s", USERS="10", SPAWN_RATE="10", WORKERS="2")}
+    proc = subprocess.Popen(
+        [RUNNER, "distributed"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     pids_file = tmp_path / "reports" / "distributed-workers.pids"
     deadline = time.monotonic() + 60
     while not pids_file.is_file() and time.monotonic() < deadline:
@@ -188,10 +215,22 @@ ENDURANCE_S = int(os.environ.get("ENDURANCE_TEST_SECONDS", 300))
 
 
 def test_endurance_in_small_memory_is_flat(sandbox, tmp_path):
-    env = {**os.environ, **target_env(sandbox, tmp_path, RUN_TIME=f"{ENDURANCE_S}s", USERS="20", SPAWN_RATE="20",
-                                      MIN_WAIT_TIME="0", MAX_WAIT_TIME="20", ID_STORE_SIZE="200")}
-    proc = subprocess.Popen([RUNNER, "basic"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        **target_env(
+            sandbox,
+            tmp_path,
+            RUN_TIME=f"{ENDURANCE_S}s",
+            USERS="20",
+            SPAWN_RATE="20",
+            MIN_WAIT_TIME="0",
+            MAX_WAIT_TIME="20",
+            ID_STORE_SIZE="200",
+        ),
+    }
+    proc = subprocess.Popen(
+        [RUNNER, "basic"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     samples: list[tuple[float, float]] = []
     start = time.monotonic()
     locust_proc = None
@@ -223,13 +262,28 @@ def test_token_and_card_numbers_never_leak(tmp_path):
     token = "tok_SECRET_9f8e7d6c5b4a"
     box = Sandbox(tmp_path / "data", env={"AUTH_TOKEN": token}).start()
     try:
-        r = run("smoke", env=target_env(box, tmp_path, RUN_TIME="6s", AUTH_TOKEN=f"Bearer {token}",
-                                        SANDBOX_BANK_ERROR_RATE="0"), timeout=120)
+        r = run(
+            "smoke",
+            env=target_env(box, tmp_path, RUN_TIME="6s", AUTH_TOKEN=f"Bearer {token}", SANDBOX_BANK_ERROR_RATE="0"),
+            timeout=120,
+        )
         port = free_port()
-        ui = subprocess.Popen([str(ROOT / ".venv" / "bin" / "locust"), "-f", "locustfile.py", "--web-port", str(port),
-                               "--web-host", "127.0.0.1"], cwd=ROOT, env={**os.environ, **target_env(box, tmp_path),
-                                                                            "AUTH_TOKEN": token},
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        ui = subprocess.Popen(
+            [
+                str(ROOT / ".venv" / "bin" / "locust"),
+                "-f",
+                "locustfile.py",
+                "--web-port",
+                str(port),
+                "--web-host",
+                "127.0.0.1",
+            ],
+            cwd=ROOT,
+            env={**os.environ, **target_env(box, tmp_path), "AUTH_TOKEN": token},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         try:
             pages = ""
             for _ in range(50):
@@ -269,12 +323,20 @@ def test_heavy_profiles_refuse_a_remote_target(tmp_path, profile):
 def test_bank_same_key_authorization_storm_holds_the_card_once(sandbox):
     from concurrent.futures import ThreadPoolExecutor
 
-    body = {"amount": 777, "currency": "EUR", "merchant_id": "mer_abuse_auth",
-            "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2031, "cvc": "123"}}
+    body = {
+        "amount": 777,
+        "currency": "EUR",
+        "merchant_id": "mer_abuse_auth",
+        "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2031, "cvc": "123"},
+    }
 
     def go(_):
-        return requests.post(sandbox.bank_url + "/v1/authorizations", json=body, timeout=30,
-                             headers={**AUTH, "Idempotency-Key": "storm-bank-1"})
+        return requests.post(
+            sandbox.bank_url + "/v1/authorizations",
+            json=body,
+            timeout=30,
+            headers={**AUTH, "Idempotency-Key": "storm-bank-1"},
+        )
 
     with ThreadPoolExecutor(25) as pool:
         results = list(pool.map(go, range(25)))
@@ -287,8 +349,12 @@ def test_bank_same_key_authorization_storm_holds_the_card_once(sandbox):
 def test_bank_concurrent_batch_captures_of_one_authorization(sandbox):
     from concurrent.futures import ThreadPoolExecutor
 
-    body = {"amount": 500, "currency": "USD", "merchant_id": "mer_abuse_batch",
-            "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2031, "cvc": "123"}}
+    body = {
+        "amount": 500,
+        "currency": "USD",
+        "merchant_id": "mer_abuse_batch",
+        "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2031, "cvc": "123"},
+    }
     auth = requests.post(sandbox.bank_url + "/v1/authorizations", json=body, headers=AUTH, timeout=10).json()
     ops = {"operations": [{"type": "capture", "authorization_id": auth["id"], "amount": 500}] * 3}
 

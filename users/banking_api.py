@@ -38,6 +38,7 @@ def auth_op(body: dict) -> tuple[str, dict]:
 
 class BankingAPIUser(PaymentSuiteUser):
     weight = 2
+    host = settings.banking_api_url  # shown in the UI's class picker
 
     def __init__(self, environment):
         # --host names the PaymentService; the bank always has its own URL.

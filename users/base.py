@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from locust import FastHttpUser
 
-from config import get_settings
+from config import auth_header, get_settings
 from data_generators import DataPool, mix64
 from money.ledger import LEDGER
 
@@ -89,7 +89,11 @@ class PaymentSuiteUser(FastHttpUser):
     def __init__(self, environment):
         # Per instance, before the client is built from it; the token never goes in a class attribute
         # that the web UI or a report could print.
-        self.default_headers = {"Authorization": settings.auth_header(), "Accept": "application/json"}
+        typed = getattr(environment.parsed_options, "auth_token", "") if environment.parsed_options else ""
+        self.default_headers = {
+            "Authorization": auth_header(typed) if typed else settings.auth_header(),
+            "Accept": "application/json",
+        }
         super().__init__(environment)
         self.user_number = next(_user_numbers)
         self.rng = random.Random(mix64(settings.data_seed, 0xA5, self.user_number))

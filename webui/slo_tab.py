@@ -1,0 +1,76 @@
+"""A live "SLO" tab in the web UI: every threshold with its current value and pass/fail,
+refreshed with the statistics (Locust's extended-tab hook on ``/stats/requests``)."""
+
+from __future__ import annotations
+
+import json
+
+from flask import request
+from locust import events
+
+from reporting import summary as sm
+from reporting.hooks import STATE
+
+COLUMNS = [
+    {"key": "threshold", "title": "Threshold"},
+    {"key": "current", "title": "Current"},
+    {"key": "result", "title": "Result"},
+    {"key": "window", "title": "Window"},
+]
+
+
+def live_rows(environment) -> list[dict]:
+    steady = STATE.steady
+    use_steady = steady.stats.total.num_requests > 0
+    stats = steady.stats if use_steady else environment.stats
+    window = steady.window_s if use_steady else None
+    rows = sm.endpoint_table(stats, window)
+    total = sm.entry_figures(stats.total, window)
+    results = sm.evaluate(STATE.thresholds, rows, total)
+    label = f"steady state, {steady.window_s:.0f} s" if use_steady else "whole run (ramping up)"
+    out = []
+    for r in results:
+        current = (
+            "–"
+            if r["actual"] is None
+            else (
+                f"{r['actual']:.2%}"
+                if r["metric"] == "error_rate"
+                else f"{r['actual']:g} req/s"
+                if r["metric"] == "min_rps"
+                else f"{r['actual']:g} ms"
+            )
+        )
+        result = "no data" if r["pass"] is None else ("PASS" if r["pass"] else "FAIL")
+        out.append({"threshold": r["text"], "current": current, "result": result, "window": label})
+    failing = sum(1 for r in results if r["pass"] is False)
+    verdict = "no data yet" if all(r["pass"] is None for r in results) else ("FAIL" if failing else "PASS")
+    out.insert(
+        0,
+        {
+            "threshold": "overall verdict",
+            "current": f"{failing} failing" if failing else "all met",
+            "result": verdict,
+            "window": label,
+        },
+    )
+    return out
+
+
+@events.init.add_listener
+def add_slo_tab(environment, **_kwargs) -> None:
+    web_ui = environment.web_ui
+    if web_ui is None:
+        return
+    web_ui.template_args["extended_tabs"] = [{"title": "SLO", "key": "slo"}]
+    web_ui.template_args["extended_tables"] = [{"key": "slo", "structure": COLUMNS}]
+
+    @web_ui.app.after_request
+    def attach_slo(response):
+        if not request.path.endswith("/stats/requests") or response.status_code != 200:
+            return response
+        data = response.get_json(silent=True)
+        if isinstance(data, dict):
+            data["extended_stats"] = [{"key": "slo", "data": live_rows(environment)}]
+            response.set_data(json.dumps(data))
+        return response
