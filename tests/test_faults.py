@@ -214,6 +214,7 @@ def test_lost_worker_fails_the_run(sandbox, tmp_path):
 ENDURANCE_S = int(os.environ.get("ENDURANCE_TEST_SECONDS", 300))
 
 
+@pytest.mark.timeout(ENDURANCE_S + 240)
 def test_endurance_in_small_memory_is_flat(sandbox, tmp_path):
     env = {
         **os.environ,

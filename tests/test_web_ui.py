@@ -53,7 +53,7 @@ def start_ui(sandbox, *args: str, env: dict | None = None) -> tuple[subprocess.P
             return proc, url
         except requests.RequestException:
             if proc.poll() is not None:
-                raise RuntimeError(proc.stdout.read())
+                raise RuntimeError(proc.stdout.read()) from None
             time.sleep(0.2)
     raise RuntimeError("UI did not start")
 
