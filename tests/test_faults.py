@@ -162,18 +162,12 @@ def test_misbehaving_bank_is_counted_with_reasons_and_crashes_no_user(tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_mid_run_writes_every_report_with_exact_totals(sandbox, tmp_path, sig):
     env = {**os.environ, **target_env(sandbox, tmp_path, RUN_TIME="60s")}
-    proc = subprocess.Popen(
-        [RUNNER, "smoke"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    log = (tmp_path / "run.log").open("w")  # a file, not a pipe: Locust logs its table every 2 s
+    proc = subprocess.Popen([RUNNER, "smoke"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
     time.sleep(8)
     os.killpg(proc.pid, sig)  # as a terminal's Ctrl-C or a CI cancellation does: the whole group
-    _out, err = proc.communicate(timeout=60)
+    proc.wait(timeout=60)
     _all_reports_written(tmp_path, "smoke")
     s = _summary(tmp_path, "smoke")
     assert (s["totals"]["requests"], s["totals"]["failures"]) == locust_totals(tmp_path / "reports", "smoke")
@@ -185,15 +179,9 @@ def test_signal_mid_run_writes_every_report_with_exact_totals(sandbox, tmp_path,
 # 7. A worker killed during a distributed run.
 def test_lost_worker_fails_the_run(sandbox, tmp_path):
     env = {**os.environ, **target_env(sandbox, tmp_path, RUN_TIME="25s", USERS="10", SPAWN_RATE="10", WORKERS="2")}
-    proc = subprocess.Popen(
-        [RUNNER, "distributed"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    log = (tmp_path / "run.log").open("w")
+    proc = subprocess.Popen([RUNNER, "distributed"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
     pids_file = tmp_path / "reports" / "distributed-workers.pids"
     deadline = time.monotonic() + 60
     while not pids_file.is_file() and time.monotonic() < deadline:
@@ -203,8 +191,8 @@ def test_lost_worker_fails_the_run(sandbox, tmp_path):
     for child in psutil.Process(victim).children(recursive=True):
         child.kill()
     os.kill(victim, signal.SIGKILL)
-    _out, err = proc.communicate(timeout=150)
-    assert proc.returncode == 1, err[-2000:]
+    proc.wait(timeout=150)
+    assert proc.returncode == 1, (tmp_path / "run.log").read_text()[-2000:]
     s = _summary(tmp_path, "distributed")
     assert len(s["workers"]["lost"]) == 1
     assert any("worker(s) lost" in p for p in s["integrity"]["problems"]) and s["verdict"] == "fail"
@@ -229,9 +217,8 @@ def test_endurance_in_small_memory_is_flat(sandbox, tmp_path):
             ID_STORE_SIZE="200",
         ),
     }
-    proc = subprocess.Popen(
-        [RUNNER, "basic"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
+    log = (tmp_path / "run.log").open("w")  # a file: a pipe nobody reads would fill up and freeze Locust
+    proc = subprocess.Popen([RUNNER, "basic"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     samples: list[tuple[float, float]] = []
     start = time.monotonic()
     locust_proc = None
@@ -245,8 +232,8 @@ def test_endurance_in_small_memory_is_flat(sandbox, tmp_path):
                 samples.append((time.monotonic() - start, locust_proc.memory_info().rss / 2**20))
             except psutil.NoSuchProcess:
                 break
-    _out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err[-2000:]
+    proc.wait(timeout=120)
+    assert proc.returncode == 0, (tmp_path / "run.log").read_text()[-2000:]
     later = [(t, m) for t, m in samples if t > ENDURANCE_S * 0.3]  # after warm-up: pools and stores are full
     n = len(later)
     mean_t, mean_m = sum(t for t, _ in later) / n, sum(m for _, m in later) / n
@@ -254,7 +241,7 @@ def test_endurance_in_small_memory_is_flat(sandbox, tmp_path):
     per_10_min = slope * 600
     (tmp_path / "rss.json").write_text(json.dumps({"samples": samples, "mb_per_10_min": per_10_min}))
     s = _summary(tmp_path, "basic")
-    assert s["totals"]["requests"] > ENDURANCE_S * 50
+    assert s["totals"]["rps"] > 200, s["totals"]  # a high rate throughout, not a stall
     assert per_10_min < 3.0, f"RSS grows {per_10_min:.2f} MB per 10 min: {samples}"
 
 

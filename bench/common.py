@@ -1,0 +1,198 @@
+"""Shared benchmark plumbing: an nginx target on chosen cores, Locust runs pinned to chosen
+cores, results tables and JSON. Loopback only; every run is bounded by its --run-time."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+PY = sys.executable
+NJS_MODULE = "/usr/lib/nginx/modules/ngx_http_js_module.so"
+
+NGINX_CONF = """
+load_module {njs};
+worker_processes {workers};
+pid {dir}/nginx.pid;
+error_log {dir}/error.log error;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_buffer_size 128k;
+    keepalive_requests 1000000;
+    js_path "{js_dir}";
+    js_import contract from contract.js;
+    server {{
+        listen 127.0.0.1:{port} reuseport backlog=4096;
+        default_type application/json;
+        location = /bare {{ return 200 '{{"ok":true}}'; }}
+        location = /health {{ return 200 '{{"status":"ok","checks":{{"database":"ok","bank":"ok"}}}}'; }}
+        location ~ ^/merchants/[^/]+/transactions$ {{ return 200 '{{"data":[],"next_cursor":null,"has_more":false}}'; }}
+        location = /payments {{ js_content contract.payment; }}
+        location = /pay {{ js_content contract.payment; }}
+        location ~ ^/payments/[^/]+/refunds$ {{ js_content contract.refund; }}
+        location ~ ^/payments/[^/]+$ {{ js_content contract.lookup; }}
+    }}
+}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def require_tools() -> None:
+    missing = [t for t in ("nginx", "taskset") if not shutil.which(t) and not Path(f"/usr/sbin/{t}").exists()]
+    if missing or not Path(NJS_MODULE).exists():
+        sys.exit(
+            "bench: needs nginx with the njs module and taskset: "
+            "apt-get install -y nginx-light libnginx-mod-http-js util-linux (bench/run_all.sh does it)"
+        )
+
+
+class Nginx:
+    def __init__(self, cores: str, workers: int = 1):
+        self.dir = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
+        self.port = free_port()
+        conf = NGINX_CONF.format(
+            njs=NJS_MODULE, workers=workers, dir=self.dir, port=self.port, js_dir=ROOT / "bench" / "nginx"
+        )
+        (self.dir / "nginx.conf").write_text(conf)
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        self.proc = subprocess.Popen(
+            [
+                "taskset",
+                "-c",
+                cores,
+                nginx,
+                "-c",
+                str(self.dir / "nginx.conf"),
+                "-p",
+                str(self.dir),
+                "-g",
+                "daemon off;",
+            ],
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(50):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"nginx did not start: {self.proc.stderr.read()}")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGQUIT)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def locust_run(
+    locustfile: str,
+    classes: list[str],
+    host: str,
+    users: int,
+    seconds: int,
+    cores: str,
+    processes: int = 1,
+    env: dict | None = None,
+    rss_sampler=None,
+) -> dict:
+    """Headless run pinned to ``cores``; steady RPS = mean per-second total, ramp and tail dropped."""
+    out = Path(tempfile.mkdtemp(prefix="bench-run-"))
+    cmd = [
+        "taskset",
+        "-c",
+        cores,
+        PY,
+        "-m",
+        "locust",
+        "-f",
+        locustfile,
+        "--headless",
+        "-u",
+        str(users),
+        "-r",
+        str(users),
+        "-t",
+        f"{seconds}s",
+        "--host",
+        host,
+        "--json-file",
+        str(out / "stats"),
+        "--only-summary",
+        "--loglevel",
+        "WARNING",
+        *classes,
+    ]
+    if processes > 1:
+        cmd += ["--processes", str(processes)]
+    full_env = {**os.environ, "MIN_WAIT_TIME": "0", "MAX_WAIT_TIME": "0", **(env or {})}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    samples = rss_sampler(proc) if rss_sampler else None
+    _, err = proc.communicate(timeout=seconds + 120)
+    rows = json.loads((out / "stats.json").read_text())
+    shutil.rmtree(out, ignore_errors=True)
+    per_second: dict[int, int] = {}
+    for row in rows:
+        for ts, n in row["num_reqs_per_sec"].items():
+            per_second[int(ts)] = per_second.get(int(ts), 0) + n
+    seconds_seen = sorted(per_second)
+    steady = [per_second[t] for t in seconds_seen[3:-1]] or list(per_second.values())
+    return {
+        "requests": sum(r["num_requests"] for r in rows),
+        "failures": sum(r["num_failures"] for r in rows),
+        "rps": round(statistics.mean(steady), 1) if steady else 0.0,
+        "cpu_warning": "CPU usage above" in err,
+        "rss_mb": samples,
+    }
+
+
+def machine() -> dict:
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "processor": platform.processor() or platform.machine(),
+    }
+
+
+def save(name: str, payload: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    payload = {
+        "bench": name,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": machine(),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        **payload,
+    }
+    path.write_text(json.dumps(payload, indent=2))
+    return path
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    widths = [max(len(str(x)) for x in [h, *[r[i] for r in rows]]) for i, h in enumerate(headers)]
+    line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *[line(r) for r in rows]])

@@ -1,0 +1,193 @@
+"""Sandbox throughput: payments/s end to end (PaymentService -> BankingAPI authorize + capture,
+SQLite commits on both sides), each service pinned to its own core, load from wrk (not our code);
+then latency at half that rate from Locust with a constant-throughput user.
+
+    python bench/sandbox_throughput.py [--seconds 20] [--connections 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from bench.common import PY, ROOT, free_port, save, table
+
+HALF_RATE_LOCUSTFILE = """
+import os
+from locust import FastHttpUser, constant_throughput, task
+RATE = float(os.environ["PER_USER_RATE"])
+BODY = ('{"amount":1999,"currency":"USD","merchant_id":"mer_bench_half","customer":{"id":"cus_b"},'
+        '"card":{"number":"4242424242424242","exp_month":12,"exp_year":2031,"cvc":"123"}}')
+class HalfRate(FastHttpUser):
+    wait_time = constant_throughput(RATE)
+    @task
+    def pay(self):
+        self.client.post("/payments", data=BODY, headers={"Content-Type": "application/json",
+                         "Authorization": "Bearer test_token_123456789"})
+"""
+
+
+def start_service(which: str, core: str, port: int, bank_port: int, data: Path) -> subprocess.Popen:
+    args = ["taskset", "-c", core, PY, "-m", "sandbox", which, "--data-dir", str(data)]
+    args += (
+        ["--payment-port", str(port), "--bank-url", f"http://127.0.0.1:{bank_port}"]
+        if which == "payment"
+        else ["--bank-port", str(port)]
+    )
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/health", timeout=0.5).ok:
+                return proc
+        except requests.RequestException:
+            time.sleep(0.1)
+    raise RuntimeError(f"sandbox {which} did not start")
+
+
+def wrk_run(url: str, seconds: int, connections: int, core: str) -> dict:
+    out = subprocess.run(
+        [
+            "taskset",
+            "-c",
+            core,
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(ROOT / "bench" / "nginx" / "payment.lua"),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    return {
+        "rps": rps,
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        "p99_ms": float(p99.group(1)) * scale[p99.group(2)] if p99 else None,
+        "raw": out,
+    }
+
+
+def half_rate_latency(url: str, rate: float, seconds: int, core: str) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-half-"))
+    (tmp / "half.py").write_text(HALF_RATE_LOCUSTFILE)
+    users = 50
+    env = {**os.environ, "PER_USER_RATE": str(rate / users)}
+    subprocess.run(
+        [
+            "taskset",
+            "-c",
+            core,
+            PY,
+            "-m",
+            "locust",
+            "-f",
+            str(tmp / "half.py"),
+            "--headless",
+            "-u",
+            str(users),
+            "-r",
+            str(users),
+            "-t",
+            f"{seconds}s",
+            "--host",
+            url,
+            "--csv",
+            str(tmp / "half"),
+            "--only-summary",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=tmp,
+        env=env,
+        capture_output=True,
+        timeout=seconds + 60,
+    )
+    lines = (tmp / "half_stats.csv").read_text().splitlines()
+    header, total = lines[0].split(","), lines[-1].split(",")
+    row = dict(zip(header, total, strict=False))
+    shutil.rmtree(tmp, ignore_errors=True)
+    return {
+        "target_rps": round(rate, 1),
+        "achieved_rps": float(row["Requests/s"]),
+        "p50_ms": float(row["50%"]),
+        "p99_ms": float(row["99%"]),
+        "failures": int(row["Failure Count"]),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seconds", type=int, default=20)
+    p.add_argument("--connections", type=int, default=32)
+    args = p.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("bench: needs wrk (apt-get install -y wrk; bench/run_all.sh does it)")
+    n = os.cpu_count() or 2
+    # PaymentService on core 0, BankingAPI on core 1, load generator on the rest (shares core 1 on 2 cores)
+    load_core = f"2-{n - 1}" if n > 2 else "1"
+    data = Path(tempfile.mkdtemp(prefix="bench-sandbox-"))
+    pay_port, bank_port = free_port(), free_port()
+    bank = start_service("bank", "1", bank_port, bank_port, data)
+    pay = start_service("payment", "0", pay_port, bank_port, data)
+    try:
+        url = f"http://127.0.0.1:{pay_port}"
+        peak = wrk_run(url, args.seconds, args.connections, load_core)
+        half = half_rate_latency(url, peak["rps"] / 2, args.seconds, load_core)
+    finally:
+        for proc in (pay, bank):
+            proc.terminate()
+            proc.wait(timeout=15)
+        shutil.rmtree(data, ignore_errors=True)
+    print(
+        table(
+            ["measure", "value"],
+            [
+                ["payments/s (wrk, peak)", peak["rps"]],
+                ["non-2xx", peak["non_2xx"]],
+                ["p99 at peak ms", peak["p99_ms"]],
+                ["half rate target/achieved", f"{half['target_rps']}/{half['achieved_rps']}"],
+                ["p50 at half rate ms", half["p50_ms"]],
+                ["p99 at half rate ms", half["p99_ms"]],
+            ],
+        )
+    )
+    met = peak["rps"] >= 1000 and half["p99_ms"] < 20
+    print(
+        f"\ntarget: >= 1,000 payments/s per core and p99 < 20 ms at half rate -> {'met' if met else 'NOT met'}"
+        + ("" if n > 2 else " (2-core machine: the load generator shares the BankingAPI's core)")
+    )
+    path = save(
+        "sandbox_throughput",
+        {
+            "seconds": args.seconds,
+            "connections": args.connections,
+            "payment_core": "0",
+            "bank_core": "1",
+            "load_cores": load_core,
+            "peak": {k: v for k, v in peak.items() if k != "raw"},
+            "half_rate": half,
+            "met": met,
+        },
+    )
+    print(f"written {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
