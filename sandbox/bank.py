@@ -23,20 +23,16 @@ from sandbox.common import (
     ApiError,
     Card,
     Currency,
-    GuardMiddleware,
     IdemKey,
     Idempotency,
     JSONResponse,
     MerchantId,
-    document_bearer_auth,
-    dump_json,
     error_responses,
-    install_error_handlers,
+    idempotent_response,
     iso,
     new_id,
     now,
-    replay_response,
-    request_fingerprint,
+    service_app,
 )
 from sandbox.faults import BankFaults, MalformedFault, SchemaFault, apply_bank_faults
 from sandbox.storage import BANK_SCHEMA, Database
@@ -350,27 +346,21 @@ class Bank:
             return err.status, err.body()
 
 
-def create_app(data_dir: Path, faults: BankFaults | None = None, on_ready: Callable[[], None] | None = None) -> FastAPI:
+def create_app(data_dir: Path, faults: BankFaults | None = None) -> FastAPI:
     state: dict[str, Any] = {"faults": faults or BankFaults.from_env(), "rng": random.Random()}
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         db = Database(data_dir / "bank.db", BANK_SCHEMA)
         state["bank"], state["idem"] = Bank(db), Idempotency(db)
-        if on_ready:
-            on_ready()
         yield
         db.close()
 
-    app = FastAPI(
-        title="BankingAPI (sandbox)",
-        version="1.0.0",
-        lifespan=lifespan,
-        description="Emulated acquiring bank: authorizations, captures, refunds, settlements, batches.",
+    app = service_app(
+        "BankingAPI (sandbox)",
+        "Emulated acquiring bank: authorizations, captures, refunds, settlements, batches.",
+        lifespan,
     )
-    install_error_handlers(app)
-    app.add_middleware(GuardMiddleware)
-    document_bearer_auth(app)
 
     @app.exception_handler(SchemaFault)
     async def _schema(_: Request, __: SchemaFault) -> Response:
@@ -384,23 +374,10 @@ def create_app(data_dir: Path, faults: BankFaults | None = None, on_ready: Calla
         await apply_bank_faults(state["faults"], state["rng"])
 
     async def idempotent(scope: str, key: str | None, payload: Any, work: Callable[[], tuple[int, dict]]) -> Response:
-        idem: Idempotency = state["idem"]
-        stored = idem.claim(scope, key, request_fingerprint(payload))
-        if stored is not None:
-            return replay_response(stored)
-        try:
-            status, body = work()
-        except ApiError as err:
-            if err.status >= 500:
-                idem.release(scope, key)
-                raise
-            status, body = err.status, err.body()
-        except BaseException:
-            idem.release(scope, key)
-            raise
-        raw = dump_json(body)
-        idem.finish(scope, key, status, raw)
-        return Response(raw, status_code=status, media_type="application/json")
+        async def run() -> tuple[int, dict]:
+            return work()
+
+        return await idempotent_response(state["idem"], scope, key, payload, run)
 
     v1 = [Depends(faults_dep)]
 

@@ -333,6 +333,38 @@ class Idempotency:
                 self.db.exec("DELETE FROM idempotency WHERE scope=? AND key=? AND state='in_progress'", (scope, key))
 
 
+async def idempotent_response(idem: Idempotency, scope: str, key: str | None, payload: Any, work) -> Response:
+    """Run ``work`` (async, returns (status, body)) at most once per (scope, key).
+
+    Answers under 500 are stored and replayed; a 5xx or a crash releases the key, so a retry
+    may run the work again (the services key their own downstream calls to stay safe)."""
+    stored = idem.claim(scope, key, request_fingerprint(payload))
+    if stored is not None:
+        return replay_response(stored)
+    try:
+        status, body = await work()
+    except ApiError as err:
+        if err.status >= 500:
+            idem.release(scope, key)
+            raise
+        status, body = err.status, err.body()
+    except BaseException:
+        idem.release(scope, key)
+        raise
+    raw = dump_json(body)
+    idem.finish(scope, key, status, raw)
+    return Response(raw, status_code=status, media_type="application/json")
+
+
+def service_app(title: str, description: str, lifespan) -> FastAPI:
+    """A sandbox service: contract error shapes, auth and size guard, bearer auth documented."""
+    app = FastAPI(title=title, version="1.0.0", description=description, lifespan=lifespan)
+    install_error_handlers(app)
+    app.add_middleware(GuardMiddleware)
+    document_bearer_auth(app)
+    return app
+
+
 def replay_response(stored: tuple[int, bytes]) -> Response:
     return Response(
         stored[1], status_code=stored[0], media_type="application/json", headers={"Idempotent-Replayed": "true"}

@@ -7,7 +7,6 @@ import base64
 import binascii
 import hashlib
 import time
-from collections.abc import Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
@@ -25,21 +24,17 @@ from sandbox.common import (
     ApiError,
     Card,
     Currency,
-    GuardMiddleware,
     IdemKey,
     Idempotency,
     JSONResponse,
     MerchantId,
     configured_token,
-    document_bearer_auth,
-    dump_json,
     error_responses,
-    install_error_handlers,
+    idempotent_response,
     iso,
     new_id,
     now,
-    replay_response,
-    request_fingerprint,
+    service_app,
 )
 from sandbox.faults import PaymentFaults
 from sandbox.storage import PAYMENT_SCHEMA, Database
@@ -156,9 +151,8 @@ class HealthOut(BaseModel):
     checks: dict[str, str]
 
 
-class BankError(Exception):
-    def __init__(self, err: ApiError):
-        self.err = err
+class BankError(ApiError):
+    """The bank failed us (502 bank_error / 504 bank_timeout): never stored against a key."""
 
 
 class BankClient:
@@ -193,17 +187,17 @@ class BankClient:
                 raw = await resp.read()
                 status = resp.status
         except TimeoutError as exc:
-            raise BankError(ApiError(504, "bank_timeout", "The bank did not answer in time")) from exc
+            raise BankError(504, "bank_timeout", "The bank did not answer in time") from exc
         except aiohttp.ClientError as exc:
-            raise BankError(ApiError(502, "bank_error", f"Bank unreachable: {type(exc).__name__}")) from exc
+            raise BankError(502, "bank_error", f"Bank unreachable: {type(exc).__name__}") from exc
         try:
             body = orjson.loads(raw)
             if not isinstance(body, dict):
                 raise ValueError
         except ValueError as exc:
-            raise BankError(ApiError(502, "bank_error", f"Bank sent an unreadable body (HTTP {status})")) from exc
+            raise BankError(502, "bank_error", f"Bank sent an unreadable body (HTTP {status})") from exc
         if status >= 500:
-            raise BankError(ApiError(502, "bank_error", f"Bank failed with HTTP {status}"))
+            raise BankError(502, "bank_error", f"Bank failed with HTTP {status}")
         return status, body
 
     async def health(self) -> str:
@@ -226,7 +220,7 @@ def _bank_key(base: str, step: str) -> str:
 
 def _expect(status: int, body: dict, want: int, field: str) -> str:
     if status != want or not isinstance(body.get(field), str):
-        raise BankError(ApiError(502, "bank_error", f"Unexpected bank answer (HTTP {status})"))
+        raise BankError(502, "bank_error", f"Unexpected bank answer (HTTP {status})")
     return body[field]
 
 
@@ -504,9 +498,7 @@ def decode_cursor(cursor: str) -> int:
     raise ApiError(422, "validation_error", "cursor is not valid", [{"field": "cursor", "issue": "unknown cursor"}])
 
 
-def create_app(
-    data_dir: Path, bank_url: str, bank_timeout_s: float = 3.0, on_ready: Callable[[], None] | None = None
-) -> FastAPI:
+def create_app(data_dir: Path, bank_url: str, bank_timeout_s: float = 3.0) -> FastAPI:
     state: dict[str, Any] = {}
 
     @asynccontextmanager
@@ -515,45 +507,21 @@ def create_app(
         bank = BankClient(bank_url, bank_timeout_s)
         await bank.start()
         state["svc"] = PaymentService(db, bank, PaymentFaults.from_env())
-        if on_ready:
-            on_ready()
         yield
         await bank.close()
         db.close()
 
-    app = FastAPI(
-        title="PaymentService (sandbox)",
-        version="1.0.0",
-        lifespan=lifespan,
-        description="Charges cards through the BankingAPI; refunds, lookups, merchant listings, reports.",
+    app = service_app(
+        "PaymentService (sandbox)",
+        "Charges cards through the BankingAPI; refunds, lookups, merchant listings, reports.",
+        lifespan,
     )
-    install_error_handlers(app)
-    app.add_middleware(GuardMiddleware)
-    document_bearer_auth(app)
 
     async def idempotent(scope: str, key: str | None, payload: Any, work) -> Response:
         svc: PaymentService = state["svc"]
         if svc.faults.break_invariant == "idempotency_off":
             key = None
-        stored = svc.idem.claim(scope, key, request_fingerprint(payload))
-        if stored is not None:
-            return replay_response(stored)
-        try:
-            status, body = await work(key)
-        except BankError as exc:
-            svc.idem.release(scope, key)
-            raise exc.err from None
-        except ApiError as err:
-            if err.status >= 500:
-                svc.idem.release(scope, key)
-                raise
-            status, body = err.status, err.body()
-        except BaseException:
-            svc.idem.release(scope, key)
-            raise
-        raw = dump_json(body)
-        svc.idem.finish(scope, key, status, raw)
-        return Response(raw, status_code=status, media_type="application/json")
+        return await idempotent_response(svc.idem, scope, key, payload, lambda: work(key))
 
     @app.get("/health", response_model=HealthOut)
     async def health() -> dict:
