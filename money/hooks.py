@@ -99,7 +99,7 @@ def _reconcile(environment) -> None:
     payment_url, bank_url, auth = _targets(environment)
     days = sorted({*_run["days"], utc_day()})
     unknown, LEDGER.unknown = LEDGER.unknown, []
-    result = reconcile(LEDGER.records(), unknown, Servers(payment_url, bank_url, auth), _run["start"] or {}, days)
+    result = reconcile(LEDGER.records, unknown, Servers(payment_url, bank_url, auth), _run["start"] or {}, days)
     result["ledger"] = {
         "file": str(LEDGER.path),
         "requests": dict(LEDGER.counts),

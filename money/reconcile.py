@@ -7,8 +7,11 @@ resolved by idempotent replay (and those left unresolved). Any mismatch fails th
 from __future__ import annotations
 
 import time
+import zlib
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 
 import gevent
@@ -89,72 +92,75 @@ def resolve_unknown(servers: Servers, unknown: list[dict], counts: Counter) -> l
     return resolved
 
 
+def _sampled(payment_id: str, rate: float) -> bool:
+    """Hash-based, so a payment and its refunds are kept or skipped together."""
+    return rate >= 1.0 or zlib.crc32(payment_id.encode()) / 2**32 < rate
+
+
 def reconcile(
-    records,
+    records: Callable[[], Iterable[dict]],
     unknown: list[dict],
     servers: Servers,
     start_settlements: dict[str, tuple[int, int]],
     days: list[str],
     deadline_s: float = 90.0,
 ) -> dict[str, Any]:
+    """``records`` is called twice: the ledger is streamed (count, then check), never held whole,
+    and at most MAX_PAYMENTS_CHECKED payments (an even hash sample) are kept for lookups."""
     started = time.monotonic()
     counts: Counter = Counter()
     problems: list[str] = []
     resolved = resolve_unknown(servers, unknown, counts)
+    succeeded = sum(1 for r in chain(records(), resolved) if r["kind"] == "payment" and r["outcome"] == "succeeded")
+    rate = min(1.0, MAX_PAYMENTS_CHECKED / max(succeeded, 1))
 
     payments: dict[str, dict] = {}
     declined: dict[str, dict] = {}
-    keys: dict[str, set] = defaultdict(set)  # payment idempotency key -> ids the client was given
+    keys: dict[str, set] = defaultdict(set)  # race payments: idempotency key -> ids the client was given
+    race_ids: set[str] = set()
     race_merchants: set[str] = set()
     expected_bank: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # captured, refunded, uncertain
-    refunds: list[dict] = []
-    for rec in [*records, *resolved]:
+    for rec in chain(records(), resolved):
         kind, outcome, merchant = rec["kind"], rec["outcome"], rec.get("merchant_id")
+        amount = rec.get("amount") or 0
         if rec.get("race") and merchant:
             race_merchants.add(merchant)
         if kind == "payment":
             if outcome == "succeeded" and rec.get("id"):
-                if rec.get("key"):
-                    keys[rec["key"]].add(rec["id"])
-                if rec["id"] in payments:  # an idempotent replay of one the ledger already has
-                    continue
-                payments[rec["id"]] = {
-                    "amount": rec["amount"],
-                    "currency": rec["currency"],
-                    "merchant_id": merchant,
-                    "refunded": 0,
-                    "uncertain": 0,
-                }
+                if rec.get("race"):
+                    if rec.get("key"):
+                        keys[rec["key"]].add(rec["id"])
+                    if rec["id"] in race_ids:  # an idempotent replay of one the ledger already has
+                        continue
+                    race_ids.add(rec["id"])
                 if merchant:
-                    expected_bank[merchant][0] += rec["amount"] or 0
+                    expected_bank[merchant][0] += amount
+                if _sampled(rec["id"], rate):
+                    payments[rec["id"]] = {"amount": amount, "currency": rec["currency"], "refunded": 0, "uncertain": 0}
             elif outcome == "unknown" and merchant:
-                expected_bank[merchant][2] += rec["amount"] or 0
-            elif outcome == "declined" and rec.get("id"):
+                expected_bank[merchant][2] += amount
+            elif outcome == "declined" and rec.get("id") and _sampled(rec["id"], rate):
                 declined[rec["id"]] = rec
         elif kind == "refund":
-            refunds.append(rec)
-        elif kind == "capture" and merchant:
+            payment = payments.get(rec.get("parent"))
             if outcome == "succeeded":
-                expected_bank[merchant][0] += rec["amount"] or 0
+                if merchant:
+                    expected_bank[merchant][1] += amount
+                if payment is not None:
+                    payment["refunded"] += amount
             elif outcome == "unknown":
-                expected_bank[merchant][2] += rec["amount"] or 0
-        elif kind == "bank_refund" and merchant:
+                # a full refund of unknown size: the payment's amount if we kept it, else anything
+                size = amount or (payment["amount"] if payment else 10**12)
+                if merchant:
+                    expected_bank[merchant][2] += size
+                if payment is not None:
+                    payment["uncertain"] += size
+        elif kind in ("capture", "bank_refund") and merchant:
+            column = 0 if kind == "capture" else 1
             if outcome == "succeeded":
-                expected_bank[merchant][1] += rec["amount"] or 0
+                expected_bank[merchant][column] += amount
             elif outcome == "unknown":
-                expected_bank[merchant][2] += rec["amount"] or 0
-    for rec in refunds:
-        payment = payments.get(rec.get("parent"))
-        if payment is None:
-            continue
-        if rec["outcome"] == "succeeded":
-            payment["refunded"] += rec["amount"] or 0
-            if rec.get("merchant_id"):
-                expected_bank[rec["merchant_id"]][1] += rec["amount"] or 0
-        elif rec["outcome"] == "unknown":
-            payment["uncertain"] += rec["amount"] or payment["amount"]
-            if rec.get("merchant_id"):
-                expected_bank[rec["merchant_id"]][2] += rec["amount"] or payment["amount"]
+                expected_bank[merchant][2] += amount
 
     # One idempotency key, one payment.
     for key, ids in keys.items():
@@ -162,19 +168,16 @@ def reconcile(
             counts["duplicate_on_server"] += len(ids) - 1
             problems.append(f"idempotency key {key} produced {len(ids)} different payments: {sorted(ids)[:3]}")
 
-    # Every payment the client saw succeed, as the server has it now.
+    # Every payment the client saw succeed (or the sample of them), as the server has it now.
     ids = list(payments)
-    sampled = len(ids) > MAX_PAYMENTS_CHECKED
-    if sampled:
-        step = len(ids) / MAX_PAYMENTS_CHECKED
-        ids = [ids[int(i * step)] for i in range(MAX_PAYMENTS_CHECKED)]
+    sampled = rate < 1.0
     found: dict[str, Any] = {}
 
     def fetch(pid: str) -> None:
         if time.monotonic() - started < deadline_s:
             found[pid] = servers.get(f"{servers.payment_url}/payments/{pid}")
 
-    gevent.pool.Pool(CONCURRENCY).map(fetch, ids + list(declined)[:MAX_PAYMENTS_CHECKED])
+    gevent.pool.Pool(CONCURRENCY).map(fetch, ids + list(declined))
     for pid in ids:
         mine = payments[pid]
         status, body = found.get(pid, (None, None))
@@ -204,7 +207,7 @@ def reconcile(
             problems.append(f"payment {pid}: client saw {mine['refunded']} refunded, server says {refunded}")
         else:
             counts["matched"] += 1
-    for pid in list(declined)[:MAX_PAYMENTS_CHECKED]:
+    for pid in declined:
         status, body = found.get(pid, (None, None))
         if status == 200 and isinstance(body, dict) and body.get("status") != "declined":
             counts["declined_mismatch"] += 1
@@ -261,7 +264,8 @@ def reconcile(
     return {
         "enabled": True,
         "ok": ok,
-        "payments_in_ledger": len(payments),
+        "payments_in_ledger": succeeded,
+        "payments_checked": len(payments),
         "sampled": sampled,
         "counts": {
             k: counts[k]

@@ -18,6 +18,7 @@ class SteadyStats:
         self.started_at: float | None = None  # wall-clock start of the window (local or worker)
         self.stopped_at: float | None = None
         self.recording = False
+        self._logged = 0
 
     def begin(self) -> None:
         if self.started_at is None:
@@ -31,6 +32,18 @@ class SteadyStats:
         self.stats.log_request(request_type, name, response_time, response_length)
         if exception is not None:
             self.stats.log_error(request_type, name, exception)
+        self._logged += 1
+        if self._logged % 5000 == 0:
+            self.prune()
+
+    def prune(self, keep_s: int = 30) -> None:
+        """Per-second counters only serve "current RPS": drop old seconds, so a long run's
+        window costs no more memory than a short one's (the totals live elsewhere)."""
+        horizon = int(time.time()) - keep_s
+        for entry in [*self.stats.entries.values(), self.stats.total]:
+            for per_second in (entry.num_reqs_per_sec, entry.num_fail_per_sec):
+                for second in [t for t in per_second if t < horizon]:
+                    del per_second[second]
 
     def end(self) -> None:
         if self.stopped_at is None:
