@@ -90,7 +90,10 @@ def on_init(environment, **_kwargs) -> None:
         raise SystemExit(2) from None
     STATE.steady.warmup_s = getattr(opts, "steady_warmup", 0.0) or 0.0
     runner = environment.runner
-    if not isinstance(runner, MasterRunner):
+    # The steady-state window feeds the summary and the UI's SLO tab; a plain headless run has
+    # neither, and then pays nothing per request. Workers cannot know what the master does: they record.
+    wanted = bool(getattr(opts, "report_dir", "")) or environment.web_ui is not None or isinstance(runner, WorkerRunner)
+    if not isinstance(runner, MasterRunner) and wanted:
         environment.events.request.add_listener(_record_steady)
     if isinstance(runner, WorkerRunner):
         environment.events.report_to_master.add_listener(lambda client_id, data: STATE.steady.to_report(data))
