@@ -251,7 +251,7 @@ def test_endurance_in_small_memory_is_flat(sandbox, tmp_path):
     assert per_10_min < 12.0, f"RSS grows {per_10_min:.2f} MB per 10 min: {samples}"
     # the reconciliation streams the ledger: its peak does not scale with the run's length
     peak = max(m for _, m in samples)
-    assert peak < later[-1][1] + 60, f"end-of-run peak {peak:.0f} MB: {samples[-6:]}"
+    assert peak < later[-1][1] + 80, f"end-of-run peak {peak:.0f} MB: {samples[-6:]}"
 
 
 # 9. Secrets: the token and card numbers appear in no report, log or web page.

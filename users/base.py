@@ -22,7 +22,8 @@ settings = get_settings()
 _user_numbers = itertools.count()
 RUN_ID = secrets.token_hex(6)  # this process's run; workers of a distributed run each have their own
 
-# Failure reasons start with one of these tags; reporting groups failures by them.
+# Failure reasons start with one of these tags; reporting groups failures by them. Reasons never
+# embed amounts or ids: Locust keeps one error row per distinct message.
 TIMEOUT, CONNECTION, UNEXPECTED_4XX, SERVER_5XX, BAD_BODY, WRONG_ERROR = (
     "[timeout]",
     "[connection]",
