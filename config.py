@@ -5,6 +5,7 @@ variable, the value given and what is allowed (exit status 2, no traceback)."""
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 from functools import lru_cache
 from typing import Annotated
@@ -26,6 +27,16 @@ def _url(value: str) -> str:
 
 Url = Annotated[str, AfterValidator(_url)]
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for localhost and 127.0.0.0/8 / ::1; False for "" and "*" (Locust's "every interface")."""
+    if host == "localhost":
+        return True
+    try:
+        return bool(host) and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def bare_token(raw: str) -> str:

@@ -164,10 +164,6 @@ class Card:
             "holder_name": self.holder_name,
         }
 
-    @property
-    def masked(self) -> str:
-        return f"{self.brand} ****{self.number[-4:]}"
-
 
 def card_from_hash(h: int, holder: str, this_year: int, brand: str | None = None) -> Card:
     if brand is None:
@@ -300,17 +296,10 @@ class DataPool:
 
     # special cards
 
-    def approved_test_card(self, rng: random.Random) -> Card:
-        number, brand = rng.choice(list(APPROVED_TEST_CARDS.items()))
-        return Card(number, 12, self.this_year + 3, "1234" if brand == "amex" else "123", "Test Holder", brand)
-
     def decline_card(self, rng: random.Random) -> tuple[Card, str]:
         """A card the bank declines, and the decline_code it must come back with."""
         number, code = rng.choice(list(DECLINE_CARDS.items()))
         return Card(number, 12, self.this_year + 2, "123", "Decline Test", "visa"), code
-
-    def processing_error_card(self) -> Card:
-        return Card(PROCESSING_ERROR_CARD, 12, self.this_year + 2, "123", "Bank Error Test", "visa")
 
     def luhn_invalid_card(self, rng: random.Random) -> Card:
         good = self.random_customer(rng).card

@@ -6,7 +6,6 @@ Exit status: 0 targets up; 10 the sandbox should be started (prints which: both/
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import socket
 import sys
@@ -15,7 +14,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from config import get_settings
+from config import get_settings, is_loopback_host
 
 HEAVY_PROFILES = {"volume", "stress", "spike", "endurance", "distributed", "race"}
 SANDBOX_PORTS = {"payment": 8000, "bank": 1080}
@@ -23,13 +22,7 @@ START_SANDBOX = 10
 
 
 def is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(urlsplit(url).hostname)
 
 
 def is_sandbox_default(url: str, service: str) -> bool:

@@ -9,12 +9,10 @@ distributed run workers batch their records to the master over Locust custom mes
 from __future__ import annotations
 
 import json
-import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-KINDS = ("payment", "refund", "authorization", "capture", "bank_refund")
 MAX_UNKNOWN_KEPT = 10_000
 MESSAGE = "suite_ledger"
 
@@ -38,7 +36,6 @@ class Ledger:
         self.unknown: list[dict] = []  # outcome unknown: kept with the request, for replay
         self.unknown_dropped = 0
         self.forward = None  # worker: callable(records) sending them to the master
-        self._lock = threading.Lock()
 
     def open(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,8 +95,7 @@ class Ledger:
         self.flush()
 
     def flush(self) -> None:
-        with self._lock:
-            records, self._buffer = self._buffer, []
+        records, self._buffer = self._buffer, []
         if not records:
             return
         if self.forward is not None:

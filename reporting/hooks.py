@@ -32,13 +32,11 @@ class RunState:
         self.thresholds: list = []
         self.started_at = time.time()
         self.peak_users = 0
-        self.workers_seen: set[str] = set()
         self.workers_lost: set[str] = set()
         self.max_workers = 0
         self.worker_requests: dict[str, int] = {}
         self.summary_written = False
         self.extra_sections: dict = {}  # other modules (money) add theirs here
-        self.extra_problems: list[str] = []
         self.before_summary: list = []  # callables(environment) run after the users stop
 
 
@@ -99,7 +97,6 @@ def on_init(environment, **_kwargs) -> None:
         environment.events.report_to_master.add_listener(lambda client_id, data: STATE.steady.to_report(data))
     if isinstance(runner, MasterRunner):
         environment.events.worker_report.add_listener(_merge_worker_report)
-        environment.events.worker_connect.add_listener(lambda client_id: STATE.workers_seen.add(client_id))
         gevent.spawn(_watch_workers, runner)
 
 
@@ -118,9 +115,7 @@ def _watch_workers(runner: MasterRunner) -> None:
         gevent.sleep(1.0)
         present = [c for c in runner.clients.all if c.state != STATE_MISSING]
         STATE.max_workers = max(STATE.max_workers, len(present))
-        for client in runner.clients.all:
-            if client.state == STATE_MISSING:
-                STATE.workers_lost.add(client.id)
+        _record_lost_workers(runner)
 
 
 @events.spawning_complete.add_listener
@@ -188,7 +183,7 @@ def _record_lost_workers(runner: MasterRunner) -> None:
 
 def _integrity(environment) -> list[str]:
     runner, opts = environment.runner, environment.parsed_options
-    problems = list(STATE.extra_problems)
+    problems = []
     if runner is not None and (runner.cpu_warning_emitted or getattr(runner, "worker_cpu_warning_emitted", False)):
         problems.append("load generator CPU saturated (>90 %): latencies include the generator's own queueing")
     if isinstance(runner, MasterRunner):

@@ -17,7 +17,6 @@ class SteadyStats:
         self.warmup_s = warmup_s
         self.started_at: float | None = None  # wall-clock start of the window (local or worker)
         self.stopped_at: float | None = None
-        self.recording = False
         self._logged = 0
 
     def begin(self) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -249,7 +248,3 @@ def markdown(s: dict) -> str:
             f"- no regression beyond {comp['tolerance']:.0%} on {comp['endpoints_compared']} endpoints"
         ]
     return "\n".join(lines) + "\n"
-
-
-def now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -11,6 +11,9 @@ import os
 import time
 
 import gevent
+import orjson
+from geventhttpclient import HTTPClient
+from geventhttpclient.url import URL
 from locust import task
 
 from users import payment_api as api
@@ -180,15 +183,10 @@ class IdempotencyStormUser(RaceUser):
         body = self.pool.payment(self.rng, merchant=self.race_merchant())
         key = self.idempotency_key()
         started = time.perf_counter()
-        from geventhttpclient import HTTPClient
-        from geventhttpclient.url import URL
-
         url = URL(self.host.rstrip("/") + "/payments")
         hasty = HTTPClient.from_url(url, network_timeout=0.001, connection_timeout=1.0)
         headers = {**self.default_headers, "Content-Type": "application/json", "Idempotency-Key": key}
         try:
-            import orjson
-
             hasty.post(url.request_uri, body=orjson.dumps(body), headers=headers)
             first = "answered"
         except Exception:  # noqa: BLE001 - a client-side timeout is the point

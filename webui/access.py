@@ -5,7 +5,6 @@ serving it on any other interface requires ``--web-login`` with credentials from
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import os
 import secrets
 import sys
@@ -14,16 +13,7 @@ from flask import Blueprint, redirect, request, session, url_for
 from flask_login import UserMixin, login_user
 from locust import events
 
-
-def is_loopback_host(host: str | None) -> bool:
-    if host in ("localhost",):
-        return True
-    if not host or host == "*":
-        return False  # Locust's "*" / "" mean every interface
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+from config import is_loopback_host
 
 
 class Operator(UserMixin):
