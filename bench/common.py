@@ -19,7 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 PY = sys.executable
-NJS_MODULE = "/usr/lib/nginx/modules/ngx_http_js_module.so"
+# Overridable for machines where the Debian packages are unpacked elsewhere (no root, other distro).
+NJS_MODULE = os.environ.get("BENCH_NJS_MODULE", "/usr/lib/nginx/modules/ngx_http_js_module.so")
 
 NGINX_CONF = """
 load_module {njs};

@@ -51,13 +51,14 @@ class SteadyStats:
     # worker -> master transport, mirroring Locust's own report/extend protocol
 
     def to_report(self, data: dict) -> None:
+        # Serialising clears each entry (Locust's get_stripped_report), as Locust's own worker
+        # reports do; the entries dict itself must stay (it creates entries on first use).
         data[REPORT_KEY] = {
             "entries": self.stats.serialize_stats(),
             "total": self.stats.total.get_stripped_report(),
             "started_at": self.started_at,
         }
-        self.stats.entries = {}
-        self.stats.total = StatsEntry(self.stats, "Aggregated", None, use_response_times_cache=False)
+        self.stats.errors = {}  # the summary's error table comes from Locust's own stats
 
     def merge_report(self, data: dict) -> None:
         report = data.get(REPORT_KEY)

@@ -204,6 +204,12 @@ def test_distributed_two_workers_sum_to_the_total(sandbox, tmp_path):
     assert len(per_worker) == 2 and all(n > 0 for n in per_worker.values())
     assert sum(per_worker.values()) == summary["totals"]["requests"] == locust_totals(reports, "distributed")[0]
     assert summary["workers"]["max_connected"] == 2 and summary["workers"]["lost"] == []
+    # the steady-state window holds every worker report, not only the first one
+    steady = summary["steady_state"]["totals"]["requests"]
+    assert not summary["steady_state"]["whole_run_fallback"]
+    assert steady >= 0.6 * summary["totals"]["requests"], (steady, summary["totals"]["requests"])
+    for i in (1, 2):
+        assert "Traceback" not in (reports / f"distributed-worker-{i}.log").read_text()
     # the workers' ledgers reached the master over custom messages, and the money reconciles
     assert summary["money"]["ok"] and summary["money"]["payments_in_ledger"] > 10
 
