@@ -43,9 +43,8 @@ def on_init(environment, **_kwargs) -> None:
     report_dir = getattr(opts, "report_dir", "") if opts else ""
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
-        LEDGER.forward = lambda records, unknown: runner.send_message(MESSAGE, {"records": records, "unknown": unknown})
         gevent.spawn(_flush_periodically)
-        return
+        return  # forwarding is decided at test_start, once the master's options have arrived
     if not report_dir:
         return  # a plain Locust run: no ledger, no reconciliation
     LEDGER.open(Path(report_dir) / f"{opts.profile_name}-ledger.jsonl")
@@ -62,7 +61,17 @@ def _flush_periodically() -> None:
 
 @events.test_start.add_listener
 def on_test_start(environment, **_kwargs) -> None:
-    if isinstance(environment.runner, WorkerRunner) or not LEDGER.active:
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        # The master keeps a ledger only with --report-dir, which reaches workers with the spawn message.
+        if getattr(environment.parsed_options, "report_dir", ""):
+            LEDGER.forward = lambda records, unknown: runner.send_message(
+                MESSAGE, {"records": records, "unknown": unknown}
+            )
+        else:
+            LEDGER.forward = None
+        return
+    if not LEDGER.active:
         return
     payment_url, bank_url, auth = _targets(environment)
     mode = os.environ.get("RECONCILE", "auto").lower()

@@ -24,6 +24,7 @@ from reporting.thresholds import ThresholdError, load_thresholds
 
 log = logging.getLogger("suite")
 WORKER_REPORT_INTERVAL_S = 3.0  # locust.runners.WORKER_REPORT_INTERVAL
+WANTS_STEADY = "suite_wants_steady"  # option the master sets for its workers
 
 
 class RunState:
@@ -36,6 +37,7 @@ class RunState:
         self.max_workers = 0
         self.worker_requests: dict[str, int] = {}
         self.summary_written = False
+        self.recording_steady = False  # the request listener feeding the steady window is attached
         self.extra_sections: dict = {}  # other modules (money) add theirs here
         self.before_summary: list = []  # callables(environment) run after the users stop
 
@@ -89,15 +91,20 @@ def on_init(environment, **_kwargs) -> None:
     STATE.steady.warmup_s = getattr(opts, "steady_warmup", 0.0) or 0.0
     runner = environment.runner
     # The steady-state window feeds the summary and the UI's SLO tab; a plain headless run has
-    # neither, and then pays nothing per request. Workers cannot know what the master does: they record.
-    wanted = bool(getattr(opts, "report_dir", "")) or environment.web_ui is not None or isinstance(runner, WorkerRunner)
-    if not isinstance(runner, MasterRunner) and wanted:
-        environment.events.request.add_listener(_record_steady)
-    if isinstance(runner, WorkerRunner):
-        environment.events.report_to_master.add_listener(lambda client_id, data: STATE.steady.to_report(data))
+    # neither, and then pays nothing per request.
+    wanted = bool(getattr(opts, "report_dir", "")) or environment.web_ui is not None
     if isinstance(runner, MasterRunner):
+        # Locust hands the master's custom options to its workers with each spawn message (before
+        # their test_start), so this tells the workers whether to record.
+        if opts is not None:
+            setattr(opts, WANTS_STEADY, wanted)
         environment.events.worker_report.add_listener(_merge_worker_report)
         gevent.spawn(_watch_workers, runner)
+    elif isinstance(runner, WorkerRunner):
+        environment.events.report_to_master.add_listener(lambda client_id, data: STATE.steady.to_report(data))
+    elif wanted:
+        environment.events.request.add_listener(_record_steady)
+        STATE.recording_steady = True
 
 
 def _record_steady(request_type, name, response_time, response_length, exception=None, **_kw) -> None:
@@ -127,6 +134,14 @@ def on_spawning_complete(user_count: int, **_kwargs) -> None:
 @events.test_start.add_listener
 def on_test_start(environment, **_kwargs) -> None:
     STATE.started_at = time.time()
+    if isinstance(environment.runner, WorkerRunner):
+        # A master that predates the flag (or an unknown one) gets the window recorded.
+        wanted = getattr(environment.parsed_options, WANTS_STEADY, True)
+        if wanted and not STATE.recording_steady:
+            environment.events.request.add_listener(_record_steady)
+        elif not wanted and STATE.recording_steady:
+            environment.events.request.remove_listener(_record_steady)
+        STATE.recording_steady = wanted
 
 
 @events.test_stop.add_listener
