@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import requests
 
 from bench.common import PY, ROOT, free_port, save, table
@@ -36,14 +37,14 @@ class HalfRate(FastHttpUser):
 """
 
 
-def start_service(which: str, core: str, port: int, bank_port: int, data: Path) -> subprocess.Popen:
+def start_service(which: str, core: str, port: int, bank_port: int, data: Path, root: Path) -> subprocess.Popen:
     args = ["taskset", "-c", core, PY, "-m", "sandbox", which, "--data-dir", str(data)]
     args += (
         ["--payment-port", str(port), "--bank-url", f"http://127.0.0.1:{bank_port}"]
         if which == "payment"
         else ["--bank-port", str(port)]
     )
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(args, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(100):
         try:
             if requests.get(f"http://127.0.0.1:{port}/health", timeout=0.5).ok:
@@ -51,6 +52,16 @@ def start_service(which: str, core: str, port: int, bank_port: int, data: Path) 
         except requests.RequestException:
             time.sleep(0.1)
     raise RuntimeError(f"sandbox {which} did not start")
+
+
+def cpu_seconds(proc: subprocess.Popen) -> float:
+    """User + system CPU of a service and its children (``python -m sandbox`` may supervise)."""
+    ps = psutil.Process(proc.pid)
+    total = 0.0
+    for p in [ps, *ps.children(recursive=True)]:
+        t = p.cpu_times()
+        total += t.user + t.system
+    return total
 
 
 def wrk_run(url: str, seconds: int, connections: int, core: str) -> dict:
@@ -87,7 +98,10 @@ def wrk_run(url: str, seconds: int, connections: int, core: str) -> dict:
 def half_rate_latency(url: str, rate: float, seconds: int, core: str) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="bench-half-"))
     (tmp / "half.py").write_text(HALF_RATE_LOCUSTFILE)
-    users = 50
+    # Users started all at once with the same pace stay in phase and arrive in bursts; spawned
+    # over a few seconds they spread out (an open-model-like arrival), and --reset-stats keeps
+    # only the time after the ramp.
+    users, ramp_s = 100, 5
     env = {**os.environ, "PER_USER_RATE": str(rate / users)}
     subprocess.run(
         [
@@ -103,9 +117,10 @@ def half_rate_latency(url: str, rate: float, seconds: int, core: str) -> dict:
             "-u",
             str(users),
             "-r",
-            str(users),
+            str(users / ramp_s),
             "-t",
-            f"{seconds}s",
+            f"{seconds + ramp_s}s",
+            "--reset-stats",
             "--host",
             url,
             "--csv",
@@ -117,7 +132,7 @@ def half_rate_latency(url: str, rate: float, seconds: int, core: str) -> dict:
         cwd=tmp,
         env=env,
         capture_output=True,
-        timeout=seconds + 60,
+        timeout=seconds + ramp_s + 60,
     )
     lines = (tmp / "half_stats.csv").read_text().splitlines()
     header, total = lines[0].split(","), lines[-1].split(",")
@@ -136,6 +151,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=int, default=20)
     p.add_argument("--connections", type=int, default=32)
+    p.add_argument(
+        "--sandbox-root",
+        type=Path,
+        default=ROOT,
+        help="Directory with the sandbox package to measure (default: this checkout; e.g. a worktree)",
+    )
     args = p.parse_args()
     if not shutil.which("wrk"):
         sys.exit("bench: needs wrk (apt-get install -y wrk; bench/run_all.sh does it)")
@@ -144,11 +165,19 @@ def main() -> None:
     load_core = f"2-{n - 1}" if n > 2 else "1"
     data = Path(tempfile.mkdtemp(prefix="bench-sandbox-"))
     pay_port, bank_port = free_port(), free_port()
-    bank = start_service("bank", "1", bank_port, bank_port, data)
-    pay = start_service("payment", "0", pay_port, bank_port, data)
+    bank = start_service("bank", "1", bank_port, bank_port, data, args.sandbox_root)
+    pay = start_service("payment", "0", pay_port, bank_port, data, args.sandbox_root)
     try:
         url = f"http://127.0.0.1:{pay_port}"
+        cpu0 = {"payment": cpu_seconds(pay), "bank": cpu_seconds(bank)}
         peak = wrk_run(url, args.seconds, args.connections, load_core)
+        payments = peak["rps"] * args.seconds
+        # CPU per payment on each service's core: comparable across machines and runs, unlike
+        # a rate that also depends on how the load tool shares the cores.
+        peak["cpu_us_per_payment"] = {
+            name: round((cpu_seconds(proc) - cpu0[name]) * 1e6 / max(payments, 1))
+            for name, proc in (("payment", pay), ("bank", bank))
+        }
         half = half_rate_latency(url, peak["rps"] / 2, args.seconds, load_core)
     finally:
         for proc in (pay, bank):
@@ -162,6 +191,8 @@ def main() -> None:
                 ["payments/s (wrk, peak)", peak["rps"]],
                 ["non-2xx", peak["non_2xx"]],
                 ["p99 at peak ms", peak["p99_ms"]],
+                ["PaymentService CPU us/payment", peak["cpu_us_per_payment"]["payment"]],
+                ["BankingAPI CPU us/payment", peak["cpu_us_per_payment"]["bank"]],
                 ["half rate target/achieved", f"{half['target_rps']}/{half['achieved_rps']}"],
                 ["p50 at half rate ms", half["p50_ms"]],
                 ["p99 at half rate ms", half["p99_ms"]],
@@ -181,6 +212,7 @@ def main() -> None:
             "payment_core": "0",
             "bank_core": "1",
             "load_cores": load_core,
+            "sandbox_root": str(args.sandbox_root),
             "peak": {k: v for k, v in peak.items() if k != "raw"},
             "half_rate": half,
             "met": met,

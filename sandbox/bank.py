@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import Body, Depends, FastAPI, Query, Request
+from fastapi import Body, FastAPI, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter, ValidationError
 
@@ -28,7 +28,7 @@ from sandbox.common import (
     JSONResponse,
     MerchantId,
     error_responses,
-    idempotent_response,
+    idempotent_local_response,
     iso,
     new_id,
     now,
@@ -370,16 +370,13 @@ def create_app(data_dir: Path, faults: BankFaults | None = None) -> FastAPI:
     async def _malformed(_: Request, __: MalformedFault) -> Response:
         return Response(b'{"id": "auth_trunc', status_code=201, media_type="application/json")
 
-    async def faults_dep() -> None:
+    async def faults() -> None:
+        # Called first by every /v1 handler (a FastAPI dependency costs more per request).
         await apply_bank_faults(state["faults"], state["rng"])
 
     async def idempotent(scope: str, key: str | None, payload: Any, work: Callable[[], tuple[int, dict]]) -> Response:
-        async def run() -> tuple[int, dict]:
-            return work()
-
-        return await idempotent_response(state["idem"], scope, key, payload, run)
-
-    v1 = [Depends(faults_dep)]
+        await faults()
+        return idempotent_local_response(state["idem"], scope, key, payload, work)
 
     @app.get("/health", response_model=dict[str, str])
     async def health() -> dict:
@@ -388,7 +385,6 @@ def create_app(data_dir: Path, faults: BankFaults | None = None) -> FastAPI:
     @app.post(
         "/v1/authorizations",
         status_code=201,
-        dependencies=v1,
         response_model=AuthorizationOut,
         responses=error_responses(402, 409, 500),
     )
@@ -400,7 +396,6 @@ def create_app(data_dir: Path, faults: BankFaults | None = None) -> FastAPI:
     @app.post(
         "/v1/authorizations/{auth_id}/capture",
         status_code=201,
-        dependencies=v1,
         response_model=CaptureOut,
         responses=error_responses(404, 409, 410, 500),
     )
@@ -418,7 +413,6 @@ def create_app(data_dir: Path, faults: BankFaults | None = None) -> FastAPI:
     @app.post(
         "/v1/refunds",
         status_code=201,
-        dependencies=v1,
         response_model=BankRefundOut,
         responses=error_responses(404, 409, 500),
     )
@@ -429,20 +423,19 @@ def create_app(data_dir: Path, faults: BankFaults | None = None) -> FastAPI:
 
     @app.get(
         "/v1/transactions/{txn_id}",
-        dependencies=v1,
         response_model=TransactionOut,
         responses=error_responses(404, 500, body=False),
     )
     async def transaction(txn_id: str) -> JSONResponse:
+        await faults()
         return JSONResponse(state["bank"].transaction(txn_id))
 
-    @app.get(
-        "/v1/settlements", dependencies=v1, response_model=SettlementOut, responses=error_responses(500, body=False)
-    )
+    @app.get("/v1/settlements", response_model=SettlementOut, responses=error_responses(500, body=False))
     async def settlements(
         date_: Annotated[str, Query(alias="date", description="YYYY-MM-DD")],
         merchant_id: Annotated[str | None, Query(max_length=80)] = None,
     ) -> JSONResponse:
+        await faults()
         try:
             day = date.fromisoformat(date_) if len(date_) == 10 else None
         except ValueError:
@@ -453,9 +446,7 @@ def create_app(data_dir: Path, faults: BankFaults | None = None) -> FastAPI:
             )
         return JSONResponse(state["bank"].settlement(day, merchant_id or None))
 
-    @app.post(
-        "/v1/batches", status_code=200, dependencies=v1, response_model=BatchOut, responses=error_responses(409, 500)
-    )
+    @app.post("/v1/batches", status_code=200, response_model=BatchOut, responses=error_responses(409, 500))
     async def batches(req: BatchRequest, idempotency_key: IdemKey = None) -> Response:
         ops = [op.model_dump(mode="json") for op in req.operations]
 

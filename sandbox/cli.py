@@ -72,6 +72,7 @@ def serve(service: str, args: argparse.Namespace) -> None:
         log_level="warning",
         access_log=False,
         server_header=False,
+        proxy_headers=False,  # loopback, no proxy in front: one middleware less per request
         timeout_graceful_shutdown=5,
     )
     _quiet_server(config, ready).run()

@@ -242,8 +242,6 @@ class PaymentService:
         # replays at the bank instead of holding the card twice.
         base = hashlib.sha256(f"payment:{key}".encode()).hexdigest()[:24] if key else None
         payment_id = f"pay_{base}" if base else new_id("pay")
-        with self.db.tx():
-            self.db.exec("INSERT OR IGNORE INTO merchants (id, created_at) VALUES (?, ?)", (req.merchant_id, now()))
         card = req.card.public()
         auth_payload = {
             "amount": req.amount,
@@ -279,6 +277,8 @@ class PaymentService:
     ) -> None:
         cust = req.customer
         with self.db.tx():
+            # The merchant comes into being with its first recorded payment (one commit for both).
+            self.db.exec("INSERT OR IGNORE INTO merchants (id, created_at) VALUES (?, ?)", (req.merchant_id, now()))
             self.db.exec(
                 "INSERT OR IGNORE INTO payments (id, merchant_id, customer_id, customer_email, customer_name, amount,"
                 " currency, status, description, card_brand, card_last4, decline_code, authorization_id,"

@@ -67,12 +67,20 @@ class Database:
 
     @contextmanager
     def tx(self) -> Iterator[None]:
-        if self._depth:  # nested: join the outer transaction
+        if self._depth:
+            # Nested: a savepoint, so a failing inner step undoes only its own writes while the
+            # outer transaction (e.g. the idempotency record around it) goes on.
+            name = f"sp{self._depth}"
+            self.conn.execute(f"SAVEPOINT {name}")
             self._depth += 1
             try:
                 yield
+            except BaseException:
+                self.conn.execute(f"ROLLBACK TO {name}")
+                raise
             finally:
                 self._depth -= 1
+                self.conn.execute(f"RELEASE {name}")
             return
         self.conn.execute("BEGIN IMMEDIATE")
         self._depth = 1
