@@ -11,3 +11,13 @@ request = function()
   return wrk.format("POST", "/payments", {["Content-Type"] = "application/json",
                                           ["Authorization"] = "Bearer " .. (os.getenv("TOKEN") or "test_token_123456789")}, body)
 end
+
+-- THINK_MS > 0 (the half-rate latency run): each connection waits an exponentially distributed
+-- think time of that mean between requests, so connections never fall into lock-step bursts.
+local think = tonumber(os.getenv("THINK_MS") or "0") or 0
+if think > 0 then
+  math.randomseed(os.time() + math.floor(os.clock() * 1e6))
+  delay = function()
+    return math.floor(-think * math.log(1 - math.random()))
+  end
+end
