@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -150,9 +151,13 @@ def locust_run(
     if processes > 1:
         cmd += ["--processes", str(processes)]
     full_env = {**os.environ, "MIN_WAIT_TIME": "0", "MAX_WAIT_TIME": "0", **(env or {})}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     samples = rss_sampler(proc) if rss_sampler else None
     _, err = proc.communicate(timeout=seconds + 120)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # CPU of the whole run (start-up included) per request: what each request costs the generator.
+    cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     rows = json.loads((out / "stats.json").read_text())
     shutil.rmtree(out, ignore_errors=True)
     per_second: dict[int, int] = {}
@@ -165,6 +170,7 @@ def locust_run(
         "requests": sum(r["num_requests"] for r in rows),
         "failures": sum(r["num_failures"] for r in rows),
         "rps": round(statistics.mean(steady), 1) if steady else 0.0,
+        "cpu_us_per_request": round(cpu_s * 1e6 / max(1, sum(r["num_requests"] for r in rows)), 1),
         "cpu_warning": "CPU usage above" in err,
         "rss_mb": samples,
     }

@@ -22,6 +22,7 @@ from bench.common import ROOT, Nginx, locust_run, require_tools, save, table
 
 SUITE = ("locustfile.py", ["PaymentServiceUser"])
 BARE = ("bench/bare_locustfile.py", ["BareUser"])
+BARE_POST = ("bench/bare_locustfile.py", ["BarePostUser"])
 
 
 def cores_split(processes: int) -> tuple[str, str, int]:
@@ -37,17 +38,20 @@ def efficiency(args) -> None:
     gen, tgt, workers = cores_split(1)
     nginx = Nginx(tgt, workers)
     try:
-        runs = {"bare": [], "suite": []}
-        for _ in range(args.repeat):  # interleaved, so drift hits both alike
-            for name, (locustfile, classes) in (("bare", BARE), ("suite", SUITE)):
+        runs = {"bare": [], "bare_post": [], "suite": []}
+        for _ in range(args.repeat):  # interleaved, so drift hits all alike
+            for name, (locustfile, classes) in (("bare", BARE), ("bare_post", BARE_POST), ("suite", SUITE)):
                 runs[name].append(locust_run(locustfile, classes, nginx.url, args.users, args.seconds, gen))
     finally:
         nginx.stop()
     med = {k: statistics.median(r["rps"] for r in v) for k, v in runs.items()}
     ratio = med["suite"] / med["bare"] if med["bare"] else 0.0
-    rows = [[k, *[r["rps"] for r in v], med[k], sum(r["failures"] for r in v)] for k, v in runs.items()]
-    print(table(["user", *[f"run {i + 1} req/s" for i in range(args.repeat)], "median", "failures"], rows))
-    print(f"\nsuite / bare = {ratio:.3f} (target >= 0.90)")
+    cpu = {k: statistics.median(r["cpu_us_per_request"] for r in v) for k, v in runs.items()}
+    rows = [[k, *[r["rps"] for r in v], med[k], cpu[k], sum(r["failures"] for r in v)] for k, v in runs.items()]
+    heads = ["user", *[f"run {i + 1} req/s" for i in range(args.repeat)], "median", "CPU us/req", "failures"]
+    print(table(heads, rows))
+    post_ratio = med["suite"] / med["bare_post"] if med["bare_post"] else 0.0
+    print(f"\nsuite / bare = {ratio:.3f} (target >= 0.90); suite / bare POST = {post_ratio:.3f}")
     path = save(
         "generator_efficiency",
         {
@@ -57,7 +61,9 @@ def efficiency(args) -> None:
             "nginx_cores": tgt,
             "runs": runs,
             "median_rps": med,
+            "median_cpu_us_per_request": cpu,
             "ratio": round(ratio, 3),
+            "ratio_to_bare_post": round(post_ratio, 3),
             "target": 0.90,
             "met": ratio >= 0.90,
         },

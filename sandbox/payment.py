@@ -167,6 +167,7 @@ class BankClient:
     async def start(self) -> None:
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=30),
+            timeout=self.timeout,
             headers={"Authorization": f"Bearer {configured_token()}", "Content-Type": "application/json"},
             json_serialize=lambda o: orjson.dumps(o).decode(),
         )
@@ -181,7 +182,6 @@ class BankClient:
             async with self.session.post(
                 self.base_url + path,
                 data=orjson.dumps(payload),
-                timeout=self.timeout,
                 headers={"Idempotency-Key": idempotency_key},
             ) as resp:
                 raw = await resp.read()
@@ -262,8 +262,9 @@ class PaymentService:
             f"/v1/authorizations/{auth_id}/capture", {"amount": req.amount}, _bank_key(payment_id, "capture")
         )
         capture_id = _expect(status, body, 201, "id")
-        self._insert_payment(payment_id, req, card, "succeeded", None, auth_id, capture_id)
-        return 201, self.payment(payment_id)
+        row = self._insert_payment(payment_id, req, card, "succeeded", None, auth_id, capture_id)
+        # A fresh payment has no refunds: its body comes from what was just written, no re-read.
+        return 201, (self._payment_body(row, []) if row else self.payment(payment_id))
 
     def _insert_payment(
         self,
@@ -274,12 +275,15 @@ class PaymentService:
         decline_code: str | None,
         auth_id: str | None,
         capture_id: str | None,
-    ) -> None:
+    ) -> tuple | None:
+        """Records the payment; returns its row (PAYMENT_COLUMNS order) when this call created it,
+        None when it already existed (a retry under the same key)."""
         cust = req.customer
+        created = now()
         with self.db.tx():
             # The merchant comes into being with its first recorded payment (one commit for both).
             self.db.exec("INSERT OR IGNORE INTO merchants (id, created_at) VALUES (?, ?)", (req.merchant_id, now()))
-            self.db.exec(
+            cursor = self.db.exec(
                 "INSERT OR IGNORE INTO payments (id, merchant_id, customer_id, customer_email, customer_name, amount,"
                 " currency, status, description, card_brand, card_last4, decline_code, authorization_id,"
                 " capture_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -298,9 +302,27 @@ class PaymentService:
                     decline_code,
                     auth_id,
                     capture_id,
-                    now(),
+                    created,
                 ),
             )
+        if cursor.rowcount != 1:
+            return None
+        return (
+            pid,
+            status,
+            req.amount,
+            req.currency,
+            req.merchant_id,
+            cust.id if cust else None,
+            req.description,
+            card["brand"],
+            card["last4"],
+            decline_code,
+            0,
+            auth_id,
+            capture_id,
+            created,
+        )
 
     def payment(self, pid: str) -> dict:
         row = self.db.one(f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE id=?", (pid,))
