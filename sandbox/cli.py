@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import gc
 import multiprocessing as mp
 import os
 import signal
@@ -54,6 +55,10 @@ def serve(service: str, args: argparse.Namespace) -> None:
     url = f"http://{args.host}:{port}"
 
     def ready() -> None:  # called once the socket is bound
+        # Everything built at start-up (FastAPI, pydantic, uvicorn) is long-lived: moved out of the
+        # collector's reach, a full collection no longer walks it in the middle of requests.
+        gc.collect()
+        gc.freeze()
         print(f"sandbox: {name} listening on {url} (data: {args.data_dir})", flush=True)
 
     if service == "payment":
