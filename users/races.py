@@ -35,7 +35,12 @@ class RaceUser(PaymentSuiteUser):
 
     def fan_out(self, fn, width: int = RACE_WIDTH) -> list:
         jobs = [gevent.spawn(fn, i) for i in range(width)]
-        gevent.joinall(jobs, timeout=settings.request_timeout * 2)
+        try:
+            gevent.joinall(jobs, timeout=settings.request_timeout * 2)
+        finally:
+            # Killed mid-round (the run stopping): the requests are already on the wire and may
+            # move money, so let them land in the ledger before the reconciliation reads it.
+            gevent.joinall(jobs, timeout=settings.request_timeout)
         return [j.value for j in jobs]
 
     def report(self, name: str, started: float, problem: str | None) -> None:
