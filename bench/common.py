@@ -160,6 +160,7 @@ def locust_run(
     cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     rows = json.loads((out / "stats.json").read_text())
     shutil.rmtree(out, ignore_errors=True)
+    requests = sum(r["num_requests"] for r in rows)
     per_second: dict[int, int] = {}
     for row in rows:
         for ts, n in row["num_reqs_per_sec"].items():
@@ -167,10 +168,10 @@ def locust_run(
     seconds_seen = sorted(per_second)
     steady = [per_second[t] for t in seconds_seen[3:-1]] or list(per_second.values())
     return {
-        "requests": sum(r["num_requests"] for r in rows),
+        "requests": requests,
         "failures": sum(r["num_failures"] for r in rows),
         "rps": round(statistics.mean(steady), 1) if steady else 0.0,
-        "cpu_us_per_request": round(cpu_s * 1e6 / max(1, sum(r["num_requests"] for r in rows)), 1),
+        "cpu_us_per_request": round(cpu_s * 1e6 / max(1, requests), 1),
         "cpu_warning": "CPU usage above" in err,
         "rss_mb": samples,
     }

@@ -351,9 +351,7 @@ async def idempotent_response(idem: Idempotency, scope: str, key: str | None, pa
     except BaseException:
         idem.release(scope, key)
         raise
-    raw = dump_json(body)
-    idem.finish(scope, key, status, raw)
-    return Response(raw, status_code=status, media_type="application/json")
+    return _stored_answer(idem, scope, key, status, body)
 
 
 def idempotent_local_response(idem: Idempotency, scope: str, key: str | None, payload: Any, work) -> Response:
@@ -370,8 +368,13 @@ def idempotent_local_response(idem: Idempotency, scope: str, key: str | None, pa
             if err.status >= 500:
                 raise  # the transaction rolls back, the claim with it: a retry runs again
             status, body = err.status, err.body()
-        raw = dump_json(body)
-        idem.finish(scope, key, status, raw)
+        return _stored_answer(idem, scope, key, status, body)
+
+
+def _stored_answer(idem: Idempotency, scope: str, key: str | None, status: int, body: Any) -> Response:
+    """The answer kept against the key (replayed byte for byte later), and sent now."""
+    raw = dump_json(body)
+    idem.finish(scope, key, status, raw)
     return Response(raw, status_code=status, media_type="application/json")
 
 

@@ -228,6 +228,7 @@ PAYMENT_COLUMNS = (
     "id, status, amount, currency, merchant_id, customer_id, description, card_brand, card_last4,"
     " decline_code, refunded_amount, authorization_id, capture_id, created_at"
 )
+PAYMENT_COLUMN_NAMES = tuple(c.strip() for c in PAYMENT_COLUMNS.split(","))
 
 
 class PaymentService:
@@ -279,50 +280,36 @@ class PaymentService:
         """Records the payment; returns its row (PAYMENT_COLUMNS order) when this call created it,
         None when it already existed (a retry under the same key)."""
         cust = req.customer
-        created = now()
+        row = {
+            "id": pid,
+            "merchant_id": req.merchant_id,
+            "customer_id": cust.id if cust else None,
+            "customer_email": cust.email if cust else None,
+            "customer_name": cust.name if cust else None,
+            "amount": req.amount,
+            "currency": req.currency,
+            "status": status,
+            "description": req.description,
+            "card_brand": card["brand"],
+            "card_last4": card["last4"],
+            "decline_code": decline_code,
+            "authorization_id": auth_id,
+            "capture_id": capture_id,
+            "created_at": now(),
+        }
         with self.db.tx():
             # The merchant comes into being with its first recorded payment (one commit for both).
-            self.db.exec("INSERT OR IGNORE INTO merchants (id, created_at) VALUES (?, ?)", (req.merchant_id, now()))
+            self.db.exec(
+                "INSERT OR IGNORE INTO merchants (id, created_at) VALUES (?, ?)", (req.merchant_id, row["created_at"])
+            )
             cursor = self.db.exec(
-                "INSERT OR IGNORE INTO payments (id, merchant_id, customer_id, customer_email, customer_name, amount,"
-                " currency, status, description, card_brand, card_last4, decline_code, authorization_id,"
-                " capture_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    pid,
-                    req.merchant_id,
-                    cust.id if cust else None,
-                    cust.email if cust else None,
-                    cust.name if cust else None,
-                    req.amount,
-                    req.currency,
-                    status,
-                    req.description,
-                    card["brand"],
-                    card["last4"],
-                    decline_code,
-                    auth_id,
-                    capture_id,
-                    created,
-                ),
+                f"INSERT OR IGNORE INTO payments ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                tuple(row.values()),
             )
         if cursor.rowcount != 1:
             return None
-        return (
-            pid,
-            status,
-            req.amount,
-            req.currency,
-            req.merchant_id,
-            cust.id if cust else None,
-            req.description,
-            card["brand"],
-            card["last4"],
-            decline_code,
-            0,
-            auth_id,
-            capture_id,
-            created,
-        )
+        row["refunded_amount"] = 0
+        return tuple(row[column] for column in PAYMENT_COLUMN_NAMES)
 
     def payment(self, pid: str) -> dict:
         row = self.db.one(f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE id=?", (pid,))
