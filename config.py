@@ -6,11 +6,22 @@ variable, the value given and what is allowed (exit status 2, no traceback)."""
 from __future__ import annotations
 
 import ipaddress
+import re
 import sys
+import tempfile
 from functools import lru_cache
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 CONFIG_ERROR_EXIT = 2
@@ -27,6 +38,8 @@ def _url(value: str) -> str:
 
 Url = Annotated[str, AfterValidator(_url)]
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?")
+SECRETS = {"auth_token", "web_password", "flask_secret_key"}  # never echoed in an error
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -69,21 +82,57 @@ def parse_persona_shares(raw: str) -> dict[str, float]:
     return {name: shares.get(name, 0.0) / total for name in PERSONAS}
 
 
+def parse_duration(raw: str) -> int:
+    """``90s``, ``5m``, ``1h30m`` or plain seconds -> seconds (the forms Locust's --run-time takes)."""
+    text = raw.strip().lower()
+    match = _DURATION.fullmatch(text)
+    if not text or not match or not any(match.groups()):
+        raise ValueError("must be a duration like 90s, 5m or 1h30m")
+    h, m, sec = (int(g) if g else 0 for g in match.groups())
+    if h * 3600 + m * 60 + sec <= 0:
+        raise ValueError("must be longer than 0 s")
+    return h * 3600 + m * 60 + sec
+
+
+def _duration(value: str | None) -> str | None:
+    if value is None or not str(value).strip():
+        return None
+    parse_duration(str(value))
+    return str(value).strip().lower()
+
+
+def _optional_url(value: str | None) -> str | None:
+    return _url(value) if value and value.strip() else None
+
+
+def _lower(value: object) -> object:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+Duration = Annotated[str | None, AfterValidator(_duration)]
+OptionalUrl = Annotated[str | None, AfterValidator(_optional_url)]
+Choice = BeforeValidator(_lower)
+
+
 class Settings(BaseSettings):
+    """Every variable the suite reads. Grouped by what they steer; the variable is the field name
+    in upper case (``.env.example`` documents each one)."""
+
     model_config = SettingsConfigDict(
         env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False, hide_input_in_errors=True
     )
 
-    # Targets
+    # --- Targets
     payment_service_url: Url = Field("http://localhost:8000", description="PaymentService base URL")
     banking_api_url: Url = Field("http://localhost:1080", description="BankingAPI (MockServer) base URL")
+    locust_host: OptionalUrl = Field(None, description="Overrides PAYMENT_SERVICE_URL (as --host does)")
     auth_token: SecretStr = Field(
         SecretStr("Bearer test_token_123456789"),
         description="Bearer token for both services ('Bearer ' prefix optional)",
     )
     request_timeout: float = Field(10.0, gt=0, le=300, description="Per-request timeout, seconds")
 
-    # Behaviour
+    # --- Behaviour
     min_wait_time: int = Field(1000, ge=0, le=3_600_000, description="Minimum wait between tasks, ms")
     max_wait_time: int = Field(5000, ge=0, le=3_600_000, description="Maximum wait between tasks, ms")
     simulate_failures: bool = Field(True, description="Send decline cards and run FailureSimulationUser")
@@ -93,17 +142,86 @@ class Settings(BaseSettings):
     think_time_scale: float = Field(1.0, ge=0, le=100, description="Multiplier on persona think times")
     validate_responses: bool = Field(True, description="Check response bodies, not only status codes")
 
-    # Test data
+    # --- Test data
     merchant_count: int = Field(10, ge=1, le=100_000, description="Number of test merchants")
     customer_count: int = Field(1000, ge=1, le=100_000_000, description="Number of test customers")
     data_seed: int = Field(42, ge=0, le=2**63 - 1, description="Seed: same seed, same customers/cards")
     id_store_size: int = Field(500, ge=10, le=1_000_000, description="Ids each user keeps for follow-ups")
+
+    # --- Runner overrides (scripts/run_tests.sh); unset means the profile's own value
+    users: int | None = Field(None, ge=1, le=1_000_000, description="Concurrent users")
+    spawn_rate: float | None = Field(None, gt=0, le=100_000, description="Users started per second")
+    run_time: Duration = Field(None, description="Run time, e.g. 90s, 5m, 1h30m (caps shaped profiles)")
+    workers: int = Field(2, ge=1, le=99, description="Local worker processes of the distributed profile")
+    report_dir: str = Field("reports", min_length=1, description="Where reports are written")
+    dry_run: bool = Field(False, description="Print the Locust command instead of running it")
+    allow_remote_target: bool = Field(False, description="Heavy profiles may load a non-loopback host")
+
+    # --- Money
+    reconcile: Annotated[Literal["auto", "on", "off"], Choice] = Field(
+        "auto", description="End-of-run reconciliation: auto (on against the sandbox), on, off"
+    )
+
+    # --- Race scenarios (profile race)
+    race_width: int = Field(10, ge=2, le=200, description="Concurrent requests per race round")
+
+    # --- Stress (profile stress, shapes/stress.py); unset maxima follow USERS / SPAWN_RATE
+    stress_start_users: int = Field(10, ge=1, le=1_000_000, description="Users of the first step")
+    stress_step_users: int = Field(25, ge=1, le=1_000_000, description="Users added per step")
+    stress_step_seconds: float = Field(30.0, gt=0, le=86_400, description="Seconds per step")
+    stress_max_users: int | None = Field(None, ge=1, le=1_000_000, description="Last step (default USERS or 500)")
+    stress_spawn_rate: float | None = Field(None, gt=0, le=100_000, description="Spawn rate (default SPAWN_RATE)")
+    stress_max_error_rate: Rate = Field(0.05, description="Error rate over a step that marks the breaking point")
+    stress_max_p95_ms: float = Field(2000.0, gt=0, le=600_000, description="p95 over a step that marks it")
+
+    # --- Spike (profile spike, shapes/spike.py)
+    spike_base_users: int = Field(10, ge=1, le=1_000_000, description="Users before and after the spike")
+    spike_peak_users: int | None = Field(None, ge=1, le=1_000_000, description="Users in the spike (default USERS)")
+    spike_stage_seconds: float = Field(60.0, gt=0, le=86_400, description="Seconds per stage")
+
+    # --- SLO thresholds (reporting/thresholds.py); unset keeps the seeds' defaults
+    slo_file: str | None = Field(None, description="Thresholds TOML file")
+    slo_p50_ms: float | None = Field(None, ge=0, description="Global p50 limit, ms")
+    slo_p95_ms: float | None = Field(None, ge=0, description="Global p95 limit, ms")
+    slo_p99_ms: float | None = Field(None, ge=0, description="Global p99 limit, ms")
+    slo_max_ms: float | None = Field(None, ge=0, description="Global max limit, ms")
+    slo_error_rate: float | None = Field(None, ge=0, le=1, description="Global error-rate limit (fraction)")
+    slo_min_rps: float | None = Field(None, ge=0, description="Global minimum requests per second")
+
+    # --- Web UI
+    web_host: str = Field("127.0.0.1", min_length=1, description="Interface the UI listens on")
+    web_port: int = Field(8089, ge=1, le=65535, description="UI port")
+    web_username: str | None = Field(None, description="UI login (required off loopback)")
+    web_password: SecretStr | None = Field(None, description="UI password (required off loopback)")
+    web_ui_allow_unauthenticated: bool = Field(False, description="Serve the UI off loopback without a login")
+    flask_secret_key: SecretStr | None = Field(None, description="Session key of the UI login (default random)")
 
     @field_validator("persona_shares")
     @classmethod
     def _shares(cls, v: str) -> str:
         parse_persona_shares(v)
         return v
+
+    @field_validator("slo_file")
+    @classmethod
+    def _slo_file(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        if not Path(v).is_file():
+            raise ValueError("no such file (a thresholds TOML file, see thresholds.example.toml)")
+        return v
+
+    @field_validator("users", "spawn_rate", "stress_max_users", "stress_spawn_rate", "spike_peak_users", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
+
+    @field_validator(
+        "slo_p50_ms", "slo_p95_ms", "slo_p99_ms", "slo_max_ms", "slo_error_rate", "slo_min_rps", mode="before"
+    )
+    @classmethod
+    def _blank_slo_is_unset(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
 
     @model_validator(mode="after")
     def _waits(self) -> Settings:
@@ -122,6 +240,37 @@ class Settings(BaseSettings):
     def personas(self) -> dict[str, float]:
         return parse_persona_shares(self.persona_shares)
 
+    @property
+    def target_url(self) -> str:
+        """The PaymentService this run loads: LOCUST_HOST when set, else PAYMENT_SERVICE_URL."""
+        return self.locust_host or self.payment_service_url
+
+    @property
+    def run_time_s(self) -> int | None:
+        return parse_duration(self.run_time) if self.run_time else None
+
+    def slo_overrides(self) -> dict[str, float]:
+        """Global thresholds set through SLO_* variables: metric -> limit."""
+        names = ("p50_ms", "p95_ms", "p99_ms", "max_ms", "error_rate", "min_rps")
+        return {m: getattr(self, f"slo_{m}") for m in names if getattr(self, f"slo_{m}") is not None}
+
+    def web_credentials(self) -> tuple[str, str] | None:
+        password = self.web_password.get_secret_value() if self.web_password else ""
+        return (self.web_username, password) if self.web_username and password else None
+
+
+def check_report_dir(path: str) -> str | None:
+    """None when the report folder exists or can be created, and a file can be written in it;
+    else the reason. (Creates the folder: the run is about to write there.)"""
+    try:
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        return f"cannot create or write there ({exc.strerror or exc})"
+    return None
+
 
 def describe_errors(exc: ValidationError) -> list[str]:
     """One line per bad variable: name, value given, what is allowed."""
@@ -134,8 +283,8 @@ def describe_errors(exc: ValidationError) -> list[str]:
         field = Settings.model_fields.get(loc[0]) if loc else None
         if field is None or isinstance(given, dict):  # cross-field rule: the message names the variables
             lines.append(f"config error: {msg}")
-        elif loc[0] == "auth_token":
-            lines.append(f"config error: AUTH_TOKEN: {msg}")  # never echo a secret
+        elif loc[0] in SECRETS:
+            lines.append(f"config error: {var}: {msg}")  # never echo a secret
         else:
             lines.append(f"config error: {var}={given!r}: {msg}")
     return lines

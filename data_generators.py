@@ -15,6 +15,8 @@ from functools import lru_cache
 
 from faker import Faker
 
+from config import get_settings
+
 MASK64 = (1 << 64) - 1
 
 
@@ -321,3 +323,11 @@ class DataPool:
         good = self.random_customer(rng).card
         cvc = "12" if rng.random() < 0.5 else "12345"
         return Card(good.number, good.exp_month, good.exp_year, cvc, good.holder_name, good.brand)
+
+
+@lru_cache(maxsize=1)
+def data_pool() -> DataPool:
+    """The run's pool (one per process, from the settings), built on first use: not at import,
+    so the web UI starts instantly."""
+    settings = get_settings()
+    return DataPool(settings.data_seed, settings.customer_count, settings.merchant_count)

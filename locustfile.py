@@ -11,6 +11,7 @@ import logging
 from locust import events
 
 import money.hooks  # noqa: F401 - the ledger and the end-of-run reconciliation
+import options  # noqa: F401 - the suite's command-line options
 import reporting.hooks  # noqa: F401 - registers the summary, SLO gate and integrity checks
 import webui.access  # noqa: F401 - the UI stays on loopback unless a login protects it
 import webui.slo_tab  # noqa: F401 - live SLO view in the UI
@@ -27,7 +28,7 @@ def announce_targets(environment, **_kwargs) -> None:
     classes = ", ".join(f"{c.__name__}(weight {c.weight})" for c in environment.user_classes)
     logging.info(
         "PaymentService %s | BankingAPI %s | users: %s",
-        environment.host or settings.payment_service_url,
+        environment.host or settings.target_url,
         settings.banking_api_url,
         classes,
     )

@@ -6,7 +6,6 @@ Exit status: 0 targets up; 10 the sandbox should be started (prints which: both/
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import sys
 import time
@@ -16,7 +15,6 @@ import requests
 
 from config import get_settings, is_loopback_host
 
-HEAVY_PROFILES = {"volume", "stress", "spike", "endurance", "distributed", "race"}
 SANDBOX_PORTS = {"payment": 8000, "bank": 1080}
 START_SANDBOX = 10
 
@@ -55,14 +53,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--profile", required=True)
     p.add_argument("--needs", default="payment,bank")
+    p.add_argument("--heavy", action="store_true", help="the profile is a heavy load (profiles.toml)")
     p.add_argument("--timeout", type=float, default=2.0)
     args = p.parse_args(argv)
     settings = get_settings()  # exits 2 with a clear line on a bad setting
-    urls = {"payment": os.environ.get("LOCUST_HOST") or settings.payment_service_url, "bank": settings.banking_api_url}
+    urls = {"payment": settings.target_url, "bank": settings.banking_api_url}
     needed = [s for s in ("payment", "bank") if s in args.needs.split(",")]
 
     remote = [f"{s} {urls[s]}" for s in needed if not is_loopback(urls[s])]
-    if args.profile in HEAVY_PROFILES and remote and os.environ.get("ALLOW_REMOTE_TARGET", "").lower() != "yes":
+    if args.heavy and remote and not settings.allow_remote_target:
         print(
             f"refusing: profile '{args.profile}' is a heavy load and its target is not this machine "
             f"({', '.join(remote)}). Load a shared or production system only on purpose: set "

@@ -18,7 +18,7 @@ import json, time
 t0 = time.perf_counter()
 import locustfile
 t1 = time.perf_counter()
-from users.base import data_pool
+from data_generators import data_pool
 pool = data_pool()
 pool.customer(pool.customer_count - 1)
 t2 = time.perf_counter()

@@ -1,32 +1,33 @@
 """Locust wiring for the ledger and the reconciliation (imported by the locustfiles).
 
 Reconciliation runs at the end of every run that writes a summary: on by default when the
-target is the bundled sandbox, opt-in elsewhere (``RECONCILE=on``); ``RECONCILE=off`` disables it."""
+target is the bundled sandbox, opt-in elsewhere (``RECONCILE=on``); ``RECONCILE=off`` disables it.
+Its result is the summary's ``money`` section (registered with ``reporting.sections``)."""
 
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
+from typing import Any
 
 import gevent
 import requests
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
+import options
+from config import get_settings
+from data_generators import data_pool
 from money.ledger import LEDGER, MESSAGE
 from money.reconcile import Servers, reconcile, settlement_snapshot, utc_day
-from reporting.hooks import STATE
+from reporting.sections import RunContext, Section, register
 
 log = logging.getLogger("suite.money")
-_run: dict = {"enabled": False, "start": None, "days": []}
 
 
-def _targets(environment) -> tuple[str, str, str]:
-    from config import get_settings
-
+def _servers(environment) -> Servers:
     settings = get_settings()
-    return (environment.host or settings.payment_service_url, settings.banking_api_url, settings.auth_header())
+    return Servers(environment.host or settings.target_url, settings.banking_api_url, settings.auth_header())
 
 
 def _is_sandbox(payment_url: str) -> bool:
@@ -37,20 +38,85 @@ def _is_sandbox(payment_url: str) -> bool:
         return False
 
 
+class MoneySection(Section):
+    """The ledger's counts and, when reconciliation is on, what the servers say about them."""
+
+    name = "money"
+    order = 20
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self.days: list[str] = []
+        self.start: dict[str, tuple[int, int]] | None = None
+
+    def begin(self, environment) -> None:
+        """At test start: decide whether to reconcile, and snapshot the bank's settlements."""
+        servers = _servers(environment)
+        mode = get_settings().reconcile
+        self.enabled = mode == "on" or (mode == "auto" and _is_sandbox(servers.payment_url))
+        if not self.enabled:
+            return
+        self.days = [utc_day()]
+        pool = data_pool()
+        merchants = [pool.merchant(j).id for j in range(pool.merchant_count)]
+        self.start = settlement_snapshot(servers, merchants, self.days)
+
+    def build(self, run: RunContext) -> dict[str, Any] | None:
+        if not LEDGER.active:
+            return None
+        LEDGER.flush()
+        if not self.enabled:
+            result: dict[str, Any] = {
+                "enabled": False,
+                "ok": True,
+                "counts": dict(LEDGER.counts),
+                "problems": [],
+                "note": "reconciliation off (RECONCILE=on to enable)",
+            }
+            LEDGER.close()
+            return result
+        servers = _servers(run.environment)
+        days = sorted({*self.days, utc_day()})
+        unknown, LEDGER.unknown = LEDGER.unknown, []
+        result = reconcile(LEDGER.records, unknown, servers, self.start or {}, days)
+        result["ledger"] = {
+            "file": str(LEDGER.path),
+            "requests": dict(LEDGER.counts),
+            "unknown_dropped": LEDGER.unknown_dropped,
+        }
+        LEDGER.close()
+        log.info("money: %s", "reconciled" if result["ok"] else "MISMATCH " + "; ".join(result["problems"][:3]))
+        return result
+
+    def verdict(self, data: dict[str, Any]) -> list[str]:
+        if data.get("ok", True):
+            return []
+        return ["money: " + "; ".join(data.get("problems", ["reconciliation mismatch"])[:3])]
+
+    def markdown(self, data: dict[str, Any]) -> list[str]:
+        lines = [f"### Money: {'reconciled' if data.get('ok') else '**MISMATCH**'}", ""]
+        lines += [f"- {k.replace('_', ' ')}: {v}" for k, v in data.get("counts", {}).items()]
+        lines += [f"- {p}" for p in data.get("problems", [])[:20]]
+        if data.get("note"):
+            lines.append(f"- {data['note']}")
+        return lines
+
+
+SECTION = register(MoneySection())
+
+
 @events.init.add_listener
 def on_init(environment, **_kwargs) -> None:
-    opts = environment.parsed_options
-    report_dir = getattr(opts, "report_dir", "") if opts else ""
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
         gevent.spawn(_flush_periodically)
         return  # forwarding is decided at test_start, once the master's options have arrived
+    report_dir = options.report_dir(environment)
     if not report_dir:
         return  # a plain Locust run: no ledger, no reconciliation
-    LEDGER.open(Path(report_dir) / f"{opts.profile_name}-ledger.jsonl")
+    LEDGER.open(Path(report_dir) / f"{environment.parsed_options.profile_name}-ledger.jsonl")
     if isinstance(runner, MasterRunner):
         runner.register_message(MESSAGE, lambda msg, **_kw: LEDGER.add_remote(msg.data["records"], msg.data["unknown"]))
-    STATE.before_summary.append(_reconcile)
 
 
 def _flush_periodically() -> None:
@@ -64,26 +130,15 @@ def on_test_start(environment, **_kwargs) -> None:
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
         # The master keeps a ledger only with --report-dir, which reaches workers with the spawn message.
-        if getattr(environment.parsed_options, "report_dir", ""):
+        if options.report_dir(environment):
             LEDGER.forward = lambda records, unknown: runner.send_message(
                 MESSAGE, {"records": records, "unknown": unknown}
             )
         else:
             LEDGER.forward = None
         return
-    if not LEDGER.active:
-        return
-    payment_url, bank_url, auth = _targets(environment)
-    mode = os.environ.get("RECONCILE", "auto").lower()
-    _run["enabled"] = mode in ("on", "true", "yes", "1") or (mode == "auto" and _is_sandbox(payment_url))
-    if not _run["enabled"]:
-        return
-    _run["days"] = [utc_day()]
-    from users.base import data_pool
-
-    pool = data_pool()
-    merchants = [pool.merchant(j).id for j in range(min(pool.merchant_count, 500))]
-    _run["start"] = settlement_snapshot(Servers(payment_url, bank_url, auth), merchants, _run["days"])
+    if LEDGER.active:
+        SECTION.begin(environment)
 
 
 @events.test_stop.add_listener
@@ -91,29 +146,3 @@ def on_test_stop(environment, **_kwargs) -> None:
     if isinstance(environment.runner, WorkerRunner):
         LEDGER.flush()
         LEDGER.flush_unknown_to_master()
-
-
-def _reconcile(environment) -> None:
-    LEDGER.flush()
-    if not _run["enabled"]:
-        STATE.extra_sections["money"] = {
-            "enabled": False,
-            "ok": True,
-            "counts": dict(LEDGER.counts),
-            "problems": [],
-            "note": "reconciliation off (RECONCILE=on to enable)",
-        }
-        LEDGER.close()
-        return
-    payment_url, bank_url, auth = _targets(environment)
-    days = sorted({*_run["days"], utc_day()})
-    unknown, LEDGER.unknown = LEDGER.unknown, []
-    result = reconcile(LEDGER.records, unknown, Servers(payment_url, bank_url, auth), _run["start"] or {}, days)
-    result["ledger"] = {
-        "file": str(LEDGER.path),
-        "requests": dict(LEDGER.counts),
-        "unknown_dropped": LEDGER.unknown_dropped,
-    }
-    LEDGER.close()
-    STATE.extra_sections["money"] = result
-    log.info("money: %s", "reconciled" if result["ok"] else "MISMATCH " + "; ".join(result["problems"][:3]))

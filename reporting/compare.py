@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from reporting.summary import compare
+from reporting.baseline import compare
 
 
 def main(argv: list[str] | None = None) -> int:

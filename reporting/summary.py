@@ -6,17 +6,34 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
+from locust.runners import MasterRunner
 from locust.stats import RequestStats, StatsEntry
 
+from reporting import integrity, sections
 from reporting.thresholds import Threshold
 
-CATEGORIES = ("timeout", "connection", "4xx_unexpected", "5xx", "bad_body", "wrong_error", "other")
+CATEGORIES = (
+    "timeout",
+    "connection",
+    "2xx_unexpected",
+    "3xx_unexpected",
+    "4xx_unexpected",
+    "5xx",
+    "bad_body",
+    "wrong_error",
+    "other",
+)
+# The tags failure reasons start with (users/base.py writes them): one per category.
 _TAGS = {
     "[timeout]": "timeout",
     "[connection]": "connection",
+    "[1xx unexpected]": "other",
+    "[2xx unexpected]": "2xx_unexpected",
+    "[3xx unexpected]": "3xx_unexpected",
     "[4xx unexpected]": "4xx_unexpected",
     "[5xx]": "5xx",
     "[bad body]": "bad_body",
@@ -48,9 +65,11 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else round(float(value), 2)
 
 
-def entry_figures(entry: StatsEntry, window_s: float | None = None) -> dict[str, Any]:
+def entry_figures(entry: StatsEntry, window_s: float) -> dict[str, Any]:
+    """Figures of one endpoint (or the total). RPS is over ``window_s``, the same window for every
+    endpoint and the total, so the endpoints' RPS add up to the total's."""
     n = entry.num_requests
-    duration = window_s if window_s else max(entry.last_request_timestamp - entry.start_time, 1e-9) if n else 0
+    duration = max(window_s, 1e-9)
     return {
         "requests": n,
         "failures": entry.num_failures,
@@ -64,7 +83,7 @@ def entry_figures(entry: StatsEntry, window_s: float | None = None) -> dict[str,
     }
 
 
-def endpoint_table(stats: RequestStats, window_s: float | None = None) -> list[dict[str, Any]]:
+def endpoint_table(stats: RequestStats, window_s: float) -> list[dict[str, Any]]:
     rows = []
     for (name, method), entry in sorted(stats.entries.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
         rows.append({"name": name, "method": method, **entry_figures(entry, window_s)})
@@ -133,44 +152,6 @@ def evaluate(thresholds: list[Threshold], steady_rows: list[dict], steady_total:
     return results
 
 
-def compare(current: dict, baseline: dict, tolerance: float) -> dict[str, Any]:
-    """Per endpoint p95/p99/RPS/error rate against the last passing run of the profile."""
-    base_rows = {r["name"]: r for r in baseline.get("steady_state", {}).get("endpoints", [])}
-    regressions, checked = [], 0
-    for row in current.get("steady_state", {}).get("endpoints", []):
-        base = base_rows.get(row["name"])
-        if not base or not row["requests"] or not base["requests"]:
-            continue
-        checked += 1
-        for metric in ("p95_ms", "p99_ms"):
-            if (
-                base[metric]
-                and row[metric]
-                and row[metric] > base[metric] * (1 + tolerance)
-                and row[metric] - base[metric] > 5
-            ):  # ignore sub-5 ms noise
-                regressions.append(
-                    {"name": row["name"], "metric": metric, "baseline": base[metric], "current": row[metric]}
-                )
-        if base["rps"] and row["rps"] < base["rps"] * (1 - tolerance):
-            regressions.append({"name": row["name"], "metric": "rps", "baseline": base["rps"], "current": row["rps"]})
-        if row["error_rate"] > base["error_rate"] + 0.01:
-            regressions.append(
-                {
-                    "name": row["name"],
-                    "metric": "error_rate",
-                    "baseline": base["error_rate"],
-                    "current": row["error_rate"],
-                }
-            )
-    return {
-        "baseline_run": baseline.get("ended_at"),
-        "tolerance": tolerance,
-        "endpoints_compared": checked,
-        "regressions": regressions,
-    }
-
-
 def write(summary: dict, report_dir: Path, profile: str) -> tuple[Path, Path]:
     report_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = report_dir / f"{profile}-summary.json", report_dir / f"{profile}-summary.md"
@@ -236,11 +217,7 @@ def markdown(s: dict) -> str:
     integ = s["integrity"]
     lines += ["", "### Run integrity", ""]
     lines += [f"- {p}" for p in integ["problems"]] or ["- ok: generator not saturated, all workers present"]
-    money = s.get("money")
-    if money:
-        lines += ["", f"### Money: {'reconciled' if money.get('ok') else '**MISMATCH**'}", ""]
-        lines += [f"- {k.replace('_', ' ')}: {v}" for k, v in money.get("counts", {}).items()]
-        lines += [f"- {p}" for p in money.get("problems", [])[:20]]
+    lines += sections.render_markdown(s)
     comp = s.get("comparison")
     if comp:
         lines += ["", f"### Against the last passing `{s['profile']}` run ({comp['baseline_run']})", ""]
@@ -248,3 +225,75 @@ def markdown(s: dict) -> str:
             f"- no regression beyond {comp['tolerance']:.0%} on {comp['endpoints_compared']} endpoints"
         ]
     return "\n".join(lines) + "\n"
+
+
+def build(environment, run, settings, profile: str, report_dir: Path) -> dict[str, Any]:
+    """The whole summary: core figures, every registered section, reasons and verdict."""
+    stats, opts = environment.stats, environment.parsed_options
+    ended = time.time()
+    run_s = max(ended - run.started_at, 1e-9)
+    steady = run.steady
+    use_steady = steady.stats.total.num_requests > 0
+    window_stats = steady.stats if use_steady else stats
+    window_s = steady.window_s if use_steady else run_s
+    steady_rows = endpoint_table(window_stats, window_s)
+    steady_total = entry_figures(window_stats.total, window_s)
+    categories, errors = errors_by_category(stats)
+    categories.update(expected_outcomes(stats))
+    thresholds = evaluate(run.thresholds, steady_rows, steady_total)
+    problems = integrity.problems(environment, run)
+    reasons = [f"threshold breached: {t['text']} (actual {t['actual']})" for t in thresholds if t["pass"] is False]
+    if stats.total.num_failures:
+        reasons.append(f"{stats.total.num_failures} unexpected failure(s)")
+    reasons += [f"integrity: {p}" for p in problems]
+    is_master = isinstance(environment.runner, MasterRunner)
+    summary: dict[str, Any] = {
+        "profile": profile,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(run.started_at)),
+        "ended_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ended)),
+        "duration_s": round(run_s, 2),
+        "target": {
+            "payment_service": environment.host or settings.target_url,
+            "banking_api": settings.banking_api_url,
+        },
+        "users": {"peak": run.peak_users, "classes": [c.__name__ for c in environment.user_classes]},
+        "workers": {
+            "expected": getattr(opts, "expect_workers", None) if is_master else None,
+            "max_connected": run.max_workers,
+            "lost": sorted(run.workers_lost),
+            "requests_by_worker": dict(run.worker_requests),
+        },
+        "totals": entry_figures(stats.total, run_s),
+        "endpoints": endpoint_table(stats, run_s),
+        "steady_state": {
+            "window_s": round(window_s, 2),
+            "whole_run_fallback": not use_steady,
+            "warmup_s": steady.warmup_s,
+            "totals": steady_total,
+            "endpoints": steady_rows,
+        },
+        "errors_by_category": categories,
+        "errors": errors,
+        "thresholds": thresholds,
+        "integrity": {"ok": not problems, "problems": problems},
+    }
+    context = sections.RunContext(environment, profile, report_dir, run.started_at, ended, settings, summary)
+    built, section_reasons = sections.build_all(context)
+    summary.update(built)
+    reasons += section_reasons
+    summary["reasons"] = reasons
+    summary["verdict"] = "fail" if reasons else "pass"
+    summary["exit_code"] = 1 if reasons else 0
+    return summary
+
+
+def write_locust_html(environment) -> None:
+    """Locust writes its HTML report only when the run ends normally or by Ctrl-C; after a
+    SIGTERM it does not, so write it here (Locust overwrites it with the same report otherwise)."""
+    html_file = getattr(environment.parsed_options, "html_file", None)
+    if not html_file:
+        return
+    from locust.html import get_html_report
+
+    Path(html_file).parent.mkdir(parents=True, exist_ok=True)
+    Path(html_file).write_text(get_html_report(environment, show_download_link=False), encoding="utf-8")

@@ -13,7 +13,6 @@ File format (``thresholds.toml``)::
 
 from __future__ import annotations
 
-import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,6 @@ DEFAULTS: dict[str, dict[str, float]] = {
     "POST /payments": {"p95_ms": 300, "p99_ms": 500},
     "POST /pay": {"p95_ms": 300, "p99_ms": 500},
 }
-ENV_OVERRIDES = {f"SLO_{m.upper()}": m for m in METRICS}
 
 
 class ThresholdError(ValueError):
@@ -58,10 +56,10 @@ def _check_metrics(scope: str, values: dict, source: str) -> dict[str, float]:
     return out
 
 
-def load_thresholds(path: str | Path | None = None, env: dict[str, str] | None = None) -> list[Threshold]:
-    env = os.environ if env is None else env
+def load_thresholds(path: str | Path | None = None, overrides: dict[str, float] | None = None) -> list[Threshold]:
+    """Defaults, then the TOML file at ``path``, then ``overrides`` of the global limits (the
+    SLO_* settings: metric -> limit)."""
     table = {scope: dict(values) for scope, values in DEFAULTS.items()}
-    path = path or env.get("SLO_FILE")
     if path:
         p = Path(path)
         if not p.is_file():
@@ -78,11 +76,6 @@ def load_thresholds(path: str | Path | None = None, env: dict[str, str] | None =
         table["global"].update(_check_metrics("global", data.get("global", {}), str(path)))
         for name, values in data.get("endpoints", {}).items():
             table.setdefault(name, {}).update(_check_metrics(name, values, str(path)))
-    for var, metric in ENV_OVERRIDES.items():
-        if var in env and env[var].strip():
-            try:
-                value = float(env[var])
-            except ValueError:
-                raise ThresholdError(f"{var}={env[var]!r}: must be a number") from None
-            table["global"].update(_check_metrics("global", {metric: value}, var))
+    for metric, value in (overrides or {}).items():
+        table["global"].update(_check_metrics("global", {metric: value}, f"SLO_{metric.upper()}"))
     return [Threshold(scope, metric, limit) for scope, values in table.items() for metric, limit in values.items()]

@@ -1,24 +1,24 @@
-"""Spike: SPIKE_BASE_USERS for a stage, a sudden jump to SPIKE_PEAK_USERS, then back to the
-base to watch recovery. Each stage lasts SPIKE_STAGE_SECONDS."""
+"""Spike: SPIKE_BASE_USERS for a stage, a sudden jump to SPIKE_PEAK_USERS (default USERS, 200),
+then back to the base to watch recovery. Each stage lasts SPIKE_STAGE_SECONDS."""
 
 from __future__ import annotations
 
-import os
+from config import get_settings
+from shapes import CappedShape
 
-from locust import LoadTestShape
+settings = get_settings()
 
 
-class SpikeShape(LoadTestShape):
-    base_users = int(os.environ.get("SPIKE_BASE_USERS", 10))
-    peak_users = int(os.environ.get("SPIKE_PEAK_USERS", os.environ.get("USERS", 200)))
-    stage_seconds = float(os.environ.get("SPIKE_STAGE_SECONDS", 60))
+class SpikeShape(CappedShape):
+    base_users = settings.spike_base_users
+    peak_users = settings.spike_peak_users or settings.users or 200
+    stage_seconds = settings.spike_stage_seconds
 
-    def tick(self):
-        run_time = self.get_run_time()
+    def shaped_tick(self):
         stages = [
             (self.base_users, self.base_users),
             (self.peak_users, self.peak_users),
             (self.base_users, self.peak_users),
         ]  # (users, spawn rate): the spike arrives at once
-        index = int(run_time // self.stage_seconds)
+        index = int(self.get_run_time() // self.stage_seconds)
         return stages[index] if index < len(stages) else None

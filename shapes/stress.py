@@ -4,23 +4,47 @@ summary) or STRESS_MAX_USERS is reached; then hold one step and stop."""
 
 from __future__ import annotations
 
-import os
+from typing import Any
 
-from locust import LoadTestShape
+from config import get_settings
+from reporting.sections import RunContext, Section, register
+from shapes import CappedShape
+
+settings = get_settings()
 
 
-def _env(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
+class BreakingPointSection(Section):
+    """The stress test's finding, in the summary as ``stress``."""
+
+    name = "stress"
+    order = 30
+
+    def __init__(self) -> None:
+        self.found: dict[str, Any] | None = None
+
+    def build(self, run: RunContext) -> dict[str, Any] | None:
+        return self.found
+
+    def markdown(self, data: dict[str, Any]) -> list[str]:
+        return [
+            "### Stress: breaking point",
+            "",
+            f"- {data['breaking_point_users']} users held; the next step broke at {data['at_s']} s "
+            f"(error rate {data['error_rate']:.2%}, p95 {data['p95_ms']} ms)",
+        ]
 
 
-class StressShape(LoadTestShape):
-    start_users = int(_env("STRESS_START_USERS", 10))
-    step_users = int(_env("STRESS_STEP_USERS", 25))
-    step_seconds = _env("STRESS_STEP_SECONDS", 30)
-    max_users = int(_env("STRESS_MAX_USERS", os.environ.get("USERS", 500)))
-    spawn_rate = _env("STRESS_SPAWN_RATE", os.environ.get("SPAWN_RATE", 25))
-    max_error_rate = _env("STRESS_MAX_ERROR_RATE", 0.05)
-    max_p95_ms = _env("STRESS_MAX_P95_MS", 2000)
+SECTION = register(BreakingPointSection())
+
+
+class StressShape(CappedShape):
+    start_users = settings.stress_start_users
+    step_users = settings.stress_step_users
+    step_seconds = settings.stress_step_seconds
+    max_users = settings.stress_max_users or settings.users or 500
+    spawn_rate = settings.stress_spawn_rate or settings.spawn_rate or 25
+    max_error_rate = settings.stress_max_error_rate
+    max_p95_ms = settings.stress_max_p95_ms
 
     def __init__(self) -> None:
         super().__init__()
@@ -28,7 +52,7 @@ class StressShape(LoadTestShape):
         self.stop_after: float | None = None
         self.last_step = -1
 
-    def tick(self):
+    def shaped_tick(self):
         run_time = self.get_run_time()
         step = int(run_time // self.step_seconds)
         users = min(self.start_users + step * self.step_users, self.max_users)
@@ -51,17 +75,9 @@ class StressShape(LoadTestShape):
         if error_rate > self.max_error_rate or p95 > self.max_p95_ms:
             self.broken_at = max(self.start_users, users - self.step_users)
             self.stop_after = self.get_run_time() + self.step_seconds
-            _record(
-                {
-                    "breaking_point_users": self.broken_at,
-                    "error_rate": round(error_rate, 4),
-                    "p95_ms": round(p95, 1),
-                    "at_s": round(self.get_run_time(), 1),
-                }
-            )
-
-
-def _record(found: dict) -> None:
-    from reporting.hooks import STATE
-
-    STATE.extra_sections["stress"] = found
+            SECTION.found = {
+                "breaking_point_users": self.broken_at,
+                "error_rate": round(error_rate, 4),
+                "p95_ms": round(p95, 1),
+                "at_s": round(self.get_run_time(), 1),
+            }

@@ -7,7 +7,6 @@ money itself is then reconciled against the server at the end of the run."""
 
 from __future__ import annotations
 
-import os
 import time
 
 import gevent
@@ -19,7 +18,7 @@ from locust import task
 from users import payment_api as api
 from users.base import RUN_ID, PaymentSuiteUser, settings
 
-RACE_WIDTH = int(os.environ.get("RACE_WIDTH", 10))
+RACE_WIDTH = settings.race_width
 
 
 class RaceViolation(Exception):

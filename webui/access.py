@@ -5,7 +5,6 @@ serving it on any other interface requires ``--web-login`` with credentials from
 from __future__ import annotations
 
 import hmac
-import os
 import secrets
 import sys
 
@@ -13,7 +12,7 @@ from flask import Blueprint, redirect, request, session, url_for
 from flask_login import UserMixin, login_user
 from locust import events
 
-from config import is_loopback_host
+from config import get_settings, is_loopback_host
 
 
 class Operator(UserMixin):
@@ -25,8 +24,7 @@ class Operator(UserMixin):
 
 
 def credentials() -> tuple[str, str] | None:
-    user, password = os.environ.get("WEB_USERNAME", ""), os.environ.get("WEB_PASSWORD", "")
-    return (user, password) if user and password else None
+    return get_settings().web_credentials()
 
 
 def refuse(message: str) -> None:
@@ -43,7 +41,7 @@ def guard_web_ui(environment, **_kwargs) -> None:
     if opts.web_login and credentials() is None:
         refuse("--web-login needs WEB_USERNAME and WEB_PASSWORD in the environment")
     if exposed and not opts.web_login:
-        if os.environ.get("WEB_UI_ALLOW_UNAUTHENTICATED", "").lower() == "yes":
+        if get_settings().web_ui_allow_unauthenticated:
             return  # e.g. inside a container whose port is published on the host's loopback only
         refuse(
             f"refusing to serve the UI on {opts.web_host or 'all interfaces'} without a login: anyone who "
@@ -56,7 +54,8 @@ def guard_web_ui(environment, **_kwargs) -> None:
 
 def _install_login(environment) -> None:
     web_ui, base = environment.web_ui, getattr(environment.parsed_options, "base_path", "") or ""
-    web_ui.app.config["SECRET_KEY"] = os.environ.get("FLASK_SECRET_KEY") or secrets.token_hex(32)
+    key = get_settings().flask_secret_key
+    web_ui.app.config["SECRET_KEY"] = key.get_secret_value() if key else secrets.token_hex(32)
     web_ui.login_manager.user_loader(Operator)
     web_ui.auth_args = {"username_password_callback": f"{base}/login_submit", "title": "Payment load suite"}
     blueprint = Blueprint("suite_auth", __name__, url_prefix=base)

@@ -9,7 +9,7 @@ from flask import request
 from locust import events
 
 from reporting import summary as sm
-from reporting.hooks import STATE
+from reporting.run import live_window, thresholds
 
 COLUMNS = [
     {"key": "threshold", "title": "Threshold"},
@@ -20,14 +20,10 @@ COLUMNS = [
 
 
 def live_rows(environment) -> list[dict]:
-    steady = STATE.steady
-    use_steady = steady.stats.total.num_requests > 0
-    stats = steady.stats if use_steady else environment.stats
-    window = steady.window_s if use_steady else None
+    stats, window, label = live_window(environment)
     rows = sm.endpoint_table(stats, window)
     total = sm.entry_figures(stats.total, window)
-    results = sm.evaluate(STATE.thresholds, rows, total)
-    label = f"steady state, {steady.window_s:.0f} s" if use_steady else "whole run (ramping up)"
+    results = sm.evaluate(thresholds(), rows, total)
     out = []
     for r in results:
         current = (
