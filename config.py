@@ -196,6 +196,25 @@ class Settings(BaseSettings):
     web_ui_allow_unauthenticated: bool = Field(False, description="Serve the UI off loopback without a login")
     flask_secret_key: SecretStr | None = Field(None, description="Session key of the UI login (default random)")
 
+    # --- Metrics to dashboards (monitoring/): Datadog's conventional variables; OpenTelemetry's own
+    # OTEL_* variables are read by its SDK
+    metrics_sink: Annotated[Literal["none", "dogstatsd", "otel"], Choice] = Field(
+        "none", description="Where live metrics go: none, dogstatsd (Datadog agent), otel (OTLP)"
+    )
+    dd_agent_host: str = Field("localhost", min_length=1, description="DogStatsD host (Datadog agent)")
+    dd_dogstatsd_port: int = Field(8125, ge=1, le=65535, description="DogStatsD UDP port")
+    dd_env: str | None = Field(None, description="Datadog env tag")
+    dd_service: str = Field("payment-load-suite", min_length=1, description="Datadog service tag")
+    dd_tags: str = Field("", description="Extra tags, comma-separated key:value")
+
+    @field_validator("dd_tags")
+    @classmethod
+    def _dd_tags(cls, v: str) -> str:
+        bad = [t for t in (p.strip() for p in v.split(",")) if t and (":" not in t or t.startswith(":"))]
+        if bad:
+            raise ValueError(f"tags must be comma-separated key:value pairs (bad: {', '.join(bad[:3])})")
+        return v
+
     @field_validator("persona_shares")
     @classmethod
     def _shares(cls, v: str) -> str:

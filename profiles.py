@@ -29,6 +29,7 @@ COMMANDS = {
     "ui": "the web UI (http://127.0.0.1:8089, WEB_PORT) with the class picker; a profile sets its default users "
     "and spawn rate. WEB_HOST=0.0.0.0 exposes it and then requires WEB_USERNAME and WEB_PASSWORD (--web-login)",
     "compare": "compare the last run of <profile> with its last passing run",
+    "history": "the trend of past runs ([profile]): prints it and writes REPORT_DIR/history.html",
     "docker": "distributed run in Docker: master + 2 workers (docker-compose.locust.yml)",
     "docker-volume": "compose profile volume-test (the volume profile in Docker)",
     "docker-banking": "compose profile banking-test (the banking profile in Docker)",

@@ -158,6 +158,9 @@ main() {
       [ -n "${1:-}" ] || { say "error: compare needs a profile name"; exit 2; }
       ensure_venv requirements.txt
       exec "$PY" -m reporting.compare --report-dir "${REPORT_DIR:-reports}" "$1" ;;
+    history)
+      ensure_venv requirements.txt
+      exec "$PY" -m reporting.history --report-dir "${REPORT_DIR:-reports}" "$@" ;;
     docker) run_docker "" ;;
     docker-volume) run_docker volume-test ;;
     docker-banking) run_docker banking-test ;;
