@@ -12,7 +12,6 @@ problem."""
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import sys
 import tomllib
@@ -326,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args:
                 raise ProfileError(f"{what} needs a profile name")
             make = plan if what == "plan" else ui_plan
-            print(make(args[0], args[1:], python=os.environ.get("PLAN_PYTHON", sys.executable)).shell())
+            print(make(args[0], args[1:], python=sys.executable).shell())
             return 0
         profiles = load()
         if what == "list":

@@ -61,7 +61,7 @@ start_sandbox() {
 load_plan() {
   local kind="$1" name="$2" plan
   shift 2
-  plan="$(PLAN_PYTHON="$PY" "$PY" -m profiles "$kind" "$name" "$@")" || exit $?
+  plan="$("$PY" -m profiles "$kind" "$name" "$@")" || exit $?
   eval "$plan"
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -171,6 +172,27 @@ def test_smoke_writes_every_report_and_totals_match_locust(sandbox, tmp_path):
     assert requests_ > 100
     assert {t["metric"] for t in summary["thresholds"]} >= {"p50_ms", "p95_ms", "error_rate"}
     assert "## Load test `smoke`" in (reports / "smoke-summary.md").read_text()
+    # every endpoint's RPS is over the run's window, so they add up to the total's
+    endpoint_rps = sum(e["rps"] for e in summary["endpoints"])
+    assert abs(endpoint_rps - summary["totals"]["rps"]) <= 0.01 * summary["totals"]["rps"], endpoint_rps
+    assert all(e["rps"] < summary["totals"]["rps"] + 0.01 for e in summary["endpoints"])
+    # the reconciliation's HTTP pool fits its concurrency: no "pool is full" warning per request
+    assert "Connection pool is full" not in r.stderr
+
+
+def test_settlements_are_checked_for_every_merchant(sandbox, tmp_path):
+    """More merchants than the old 500-merchant snapshot: a second run on the same day must not
+    blame itself for the first run's settlements (MERCHANT_COUNT=600, merchants of index > 500 used)."""
+    env = target_env(sandbox, tmp_path, RUN_TIME="6s", MERCHANT_COUNT="600", DATA_SEED="6006", USERS="8")
+    for _ in range(2):
+        r = run("smoke", env=env, timeout=180)
+        assert r.returncode == 0, r.stderr[-3000:]
+    money = json.loads((tmp_path / "reports" / "smoke-summary.json").read_text())["money"]
+    counts = money["counts"]
+    assert money["ok"] and counts["bank_settlement_mismatch"] == 0, money["problems"]
+    assert counts["bank_settlement_matched"] > 20 and counts["bank_settlement_not_checked"] == 0, counts
+    ledger = (tmp_path / "reports" / "smoke-ledger.jsonl").read_text()
+    assert any(int(m[-5:]) > 500 for m in re.findall(r'"merchant_id":"(mer_[0-9a-f]+_\d{5})"', ledger))
 
 
 def test_impossible_threshold_exits_1_naming_it(sandbox, tmp_path):
