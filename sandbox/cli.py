@@ -16,6 +16,12 @@ import socket
 import sys
 from pathlib import Path
 
+# How long an idle keep-alive connection stays open (uvicorn's default is 5 s). Longer than any think
+# time of the suite's users (1-5 s between tasks, casual personas up to 30 s) and than the
+# PaymentService's own pool to the bank (aiohttp, 30 s): the client side gives an idle connection up
+# first, so a request never goes out on a connection the server is closing at that very moment.
+KEEP_ALIVE_S = 75.0
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m sandbox", description="Run the sandbox PaymentService and BankingAPI.")
@@ -29,6 +35,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=float(os.environ.get("SANDBOX_BANK_TIMEOUT_S", 3.0)),
         help="PaymentService -> bank timeout in seconds (default 3)",
+    )
+    p.add_argument(
+        "--keep-alive",
+        type=float,
+        default=float(os.environ.get("SANDBOX_KEEP_ALIVE_S", KEEP_ALIVE_S)),
+        help=f"seconds an idle client connection is kept open (default {KEEP_ALIVE_S:g})",
     )
     p.add_argument("--data-dir", type=Path, default=Path(os.environ.get("SANDBOX_DATA_DIR", ".sandbox-data")))
     p.add_argument("--reset", action="store_true", help="delete stored data before starting")
@@ -79,6 +91,7 @@ def serve(service: str, args: argparse.Namespace) -> None:
         server_header=False,
         proxy_headers=False,  # loopback, no proxy in front: one middleware less per request
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=args.keep_alive,
     )
     _quiet_server(config, ready).run()
 

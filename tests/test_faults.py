@@ -42,7 +42,7 @@ BAD_SETTINGS = [
     ({"WORKERS": "none"}, "WORKERS='none'"),
     ({"LOCUST_HOST": "payments"}, "LOCUST_HOST='payments'"),
     ({"SLO_P95_MS": "fast"}, "SLO_P95_MS='fast'"),
-    ({"SLO_ERROR_RATE": "5"}, "error_rate is a fraction"),
+    ({"SLO_ERROR_RATE": "5"}, "SLO_ERROR_RATE='5'"),
 ]
 
 

@@ -8,38 +8,32 @@ import itertools
 import random
 import secrets
 from collections.abc import Callable
-from functools import lru_cache
 from typing import Any
 
 import orjson
 from locust import FastHttpUser
 
 from config import auth_header, get_settings
-from data_generators import DataPool, mix64
+from data_generators import data_pool, mix64
 from money.ledger import LEDGER
+from users.retries import KeepAliveRetrySession  # also registers the connection_retries section
 
 settings = get_settings()
 _user_numbers = itertools.count()
 RUN_ID = secrets.token_hex(6)  # this process's run; workers of a distributed run each have their own
 
 # Failure reasons start with one of these tags; reporting groups failures by them. Reasons never
-# embed amounts or ids: Locust keeps one error row per distinct message.
-TIMEOUT, CONNECTION, UNEXPECTED_4XX, SERVER_5XX, BAD_BODY, WRONG_ERROR = (
+# embed amounts or ids: Locust keeps one error row per distinct message. An unexpected status is
+# tagged "[Nxx unexpected]" by its class (unexpected_status_tag).
+TIMEOUT, CONNECTION, SERVER_5XX, BAD_BODY, WRONG_ERROR = (
     "[timeout]",
     "[connection]",
-    "[4xx unexpected]",
     "[5xx]",
     "[bad body]",
     "[wrong error]",
 )
 
 Check = Callable[[Any], str | None]  # returns a reason when the body is wrong
-
-
-@lru_cache(maxsize=1)
-def data_pool() -> DataPool:
-    """One pool per process, built on first use (not at import: the web UI starts instantly)."""
-    return DataPool(settings.data_seed, settings.customer_count, settings.merchant_count)
 
 
 class RecentItems:
@@ -71,6 +65,17 @@ class RecentItems:
         return len(self.items)
 
 
+def unexpected_status_tag(status: int, error_expected: bool) -> str:
+    """The failure category of an answer whose status was not one the request expected, by the
+    status's class: a 5xx is the server's fault whatever was expected; a 4xx where another error
+    was expected is the wrong error; anything else is an unexpected 1xx/2xx/3xx/4xx."""
+    if status >= 500:
+        return SERVER_5XX
+    if status >= 400 and error_expected:
+        return WRONG_ERROR
+    return f"[{status // 100}xx unexpected]"
+
+
 def classify_transport_error(error: BaseException | None) -> str:
     text = f"{type(error).__name__}: {error}" if error else "no response"
     lowered = text.lower()
@@ -96,6 +101,8 @@ class PaymentSuiteUser(FastHttpUser):
             "Accept": "application/json",
         }
         super().__init__(environment)
+        # A request whose pooled connection the server closed unanswered is resent once, counted.
+        self.client = KeepAliveRetrySession.adopt(self.client)
         self.user_number = next(_user_numbers)
         self.rng = random.Random(mix64(settings.data_seed, 0xA5, self.user_number))
         self._writes = 0
@@ -136,7 +143,9 @@ class PaymentSuiteUser(FastHttpUser):
             data = orjson.dumps(json)
         if data is not None:
             hdrs.setdefault("Content-Type", "application/json")
-        with self.client.request(method, path, name=name, data=data, headers=hdrs, catch_response=True) as resp:
+        with self.client.request(
+            method, path, name=name, data=data, headers=hdrs, catch_response=True, retry_name=name
+        ) as resp:
             status = resp.status_code or 0
             body = None
             if resp.content:
@@ -168,9 +177,7 @@ class PaymentSuiteUser(FastHttpUser):
             )
             wanted = " or ".join(f"{s}{' ' + c if c else ''}" for s, c in expect.items())
             got = f"{status}{' ' + code if code else ''}"
-            if any(s >= 400 for s in expect):
-                return f"{WRONG_ERROR} expected {wanted}, got {got}"
-            return f"{SERVER_5XX if status >= 500 else UNEXPECTED_4XX} expected {wanted}, got {got}"
+            return f"{unexpected_status_tag(status, any(s >= 400 for s in expect))} expected {wanted}, got {got}"
         if resp.content and body is None:
             return f"{BAD_BODY} HTTP {status} body is not JSON"
         want_code = expect[status]
