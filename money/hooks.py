@@ -94,7 +94,11 @@ class MoneySection(Section):
         return ["money: " + "; ".join(data.get("problems", ["reconciliation mismatch"])[:3])]
 
     def markdown(self, data: dict[str, Any]) -> list[str]:
-        lines = [f"### Money: {'reconciled' if data.get('ok') else '**MISMATCH**'}", ""]
+        status = data.get("status") or ("reconciled" if data.get("ok") else "mismatch")
+        if not data.get("enabled", True):
+            status = "not reconciled"
+        heading = {"mismatch": "**MISMATCH**", "incomplete": "incomplete (some outcomes could not be judged)"}
+        lines = [f"### Money: {heading.get(status, status)}", ""]
         lines += [f"- {k.replace('_', ' ')}: {v}" for k, v in data.get("counts", {}).items()]
         lines += [f"- {p}" for p in data.get("problems", [])[:20]]
         if data.get("note"):

@@ -177,11 +177,23 @@ def reconcile(
     # Each answer is judged as it arrives and dropped: memory stays at the pool's width.
     sampled = rate < 1.0
 
+    # Refunds the client saw accepted on one payment never add up to more than it captured: a
+    # broken invariant the client can see by itself (the server's figures are checked below).
+    for pid, mine in payments.items():
+        if mine["refunded"] > mine["amount"]:
+            counts["over_refunded"] += 1
+            problems.append(
+                f"payment {pid}: refunds of {mine['refunded']} were accepted on a capture of {mine['amount']}"
+            )
+            mine["judged"] = True
+
     def check_payment(pid: str) -> None:
         if time.monotonic() - started > deadline_s:
             counts["not_checked_time_limit"] += 1
             return
         mine = payments[pid]
+        if mine.get("judged"):
+            return
         status, body = servers.get(f"{servers.payment_url}/payments/{pid}")
         if status == 404:
             counts["missing_on_server"] += 1
@@ -266,9 +278,18 @@ def reconcile(
         "bank_settlement_mismatch",
     )
     ok = not any(counts[k] for k in bad)
+    # Nothing wrong found, but not everything could be judged: say so instead of "reconciled".
+    unjudged = counts["unknown_unresolved"] + counts["lookup_failed"] + counts["not_checked_time_limit"]
     return {
         "enabled": True,
         "ok": ok,
+        "status": "mismatch"
+        if not ok
+        else "incomplete"
+        if unjudged
+        else "reconciled"
+        if counts["matched"] + counts["bank_settlement_matched"] + counts["declined_matched"]
+        else "nothing to check",
         "payments_in_ledger": succeeded,
         "payments_checked": len(payments),
         "sampled": sampled,

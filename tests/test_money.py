@@ -115,3 +115,49 @@ def test_reconciliation_catches_a_broken_invariant(tmp_path, bug, category):
     assert not money["ok"] and money["counts"][category] > 0, money["counts"]
     assert any(reason.startswith("money:") for reason in summary["reasons"])
     assert "**MISMATCH**" in (tmp_path / "reports" / "race-summary.md").read_text()
+
+
+class _FakeServers:
+    """Answers lookups from a dict; no settlements (as a service without them)."""
+
+    payment_url, bank_url = "http://payments.test", "http://bank.test"
+
+    def __init__(self, payments: dict):
+        self.payments = payments
+
+    def get(self, url: str, **_params):
+        pid = url.rsplit("/", 1)[-1]
+        return (200, self.payments[pid]) if pid in self.payments else (404, None)
+
+    def post(self, url, body, key):
+        return 0, None  # the service cannot be reached: replay leaves the outcome unknown
+
+    def settlement(self, day, merchant_id):
+        return None
+
+
+def _records(*recs):
+    return lambda: iter(recs)
+
+
+def test_refunds_the_client_saw_accepted_beyond_the_capture_are_over_refunded():
+    from money.reconcile import reconcile
+
+    pay = {"kind": "payment", "outcome": "succeeded", "id": "pay_1", "amount": 1000, "currency": "USD"}
+    refund = {"kind": "refund", "outcome": "succeeded", "parent": "pay_1", "amount": 600, "currency": "USD"}
+    server = {"pay_1": {"id": "pay_1", "amount": 1000, "currency": "USD", "refunded_amount": 1000}}
+    result = reconcile(_records(pay, refund, dict(refund)), [], _FakeServers(server), None, [])
+    assert not result["ok"] and result["status"] == "mismatch"
+    assert result["counts"]["over_refunded"] == 1 and result["counts"]["refund_mismatch"] == 0
+    assert "refunds of 1200 were accepted on a capture of 1000" in result["problems"][0]
+
+
+def test_unresolved_unknown_outcomes_make_the_money_section_incomplete():
+    from money.reconcile import reconcile
+
+    pay = {"kind": "payment", "outcome": "succeeded", "id": "pay_2", "amount": 500, "currency": "EUR"}
+    unknown = {"kind": "payment", "outcome": "unknown", "key": "k1", "amount": 700, "currency": "EUR"}
+    server = {"pay_2": {"id": "pay_2", "amount": 500, "currency": "EUR", "refunded_amount": 0}}
+    result = reconcile(_records(pay), [{**unknown, "path": "/payments", "request": {}}], _FakeServers(server), None, [])
+    assert result["ok"] and result["status"] == "incomplete"
+    assert result["counts"]["unknown_unresolved"] == 1 and result["counts"]["matched"] == 1
