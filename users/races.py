@@ -78,7 +78,7 @@ class RefundRaceUser(RaceUser):
                 f"/payments/{payment.id}/refunds",
                 name="race: POST /payments/[id]/refunds",
                 json={} if full else {"amount": share},
-                expect={201: None, 409: "refund_exceeds_captured"},
+                expect={201: None, 409: None},  # the loser gets 409 (the contract names no code for it)
                 money=api.refund_op(payment, share, race="refund"),
             )
             return status
@@ -89,7 +89,7 @@ class RefundRaceUser(RaceUser):
         if full and wins != 1:
             problem = f"{wins} full refunds of one payment succeeded"
         elif refunded > payment.amount:
-            problem = f"{wins} partial refunds of {share} moved {refunded} > captured {payment.amount}"
+            problem = f"{wins} partial refunds moved more than was captured"  # no amounts: one error row
         else:
             problem = None
         self.report("race: " + ("full" if full else "partial") + " refunds of one payment", started, problem)
@@ -130,7 +130,7 @@ class CaptureRaceUser(RaceUser):
                 f"/v1/authorizations/{auth['id']}/capture",
                 name="race: POST /v1/authorizations/[id]/capture",
                 json={"amount": body["amount"]},
-                expect={201: None, 409: "already_captured"},
+                expect={201: None, 409: None},  # the loser gets 409 (the contract names no code for it)
                 money=(
                     "capture",
                     {"amount": body["amount"], "merchant_id": merchant.id, "parent": auth["id"], "race": "capture"},
