@@ -11,6 +11,7 @@ import logging
 from locust import events
 
 import money.hooks  # noqa: F401 - the ledger and the end-of-run reconciliation
+import monitoring.hooks  # noqa: F401 - live metrics to DogStatsD or OpenTelemetry (METRICS_SINK)
 import options  # noqa: F401 - the suite's command-line options
 import reporting.hooks  # noqa: F401 - registers the summary, SLO gate and integrity checks
 import webui.access  # noqa: F401 - the UI stays on loopback unless a login protects it

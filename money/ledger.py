@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,9 @@ class Ledger:
         self.unknown: list[dict] = []  # outcome unknown: kept with the request, for replay
         self.unknown_dropped = 0
         self.forward = None  # worker: callable(records) sending them to the master
+        # Called with each record as it is made (business metrics, monitoring/); empty: no cost.
+        # A record seen here may carry ``decline_code``; it never carries the card.
+        self.listeners: list[Callable[[dict], None]] = []
 
     def open(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,7 +62,7 @@ class Ledger:
     ) -> None:
         """One money-moving request. ``op``: amount, currency, merchant_id, parent (payment,
         authorization or capture the operation acts on), race (scenario tag)."""
-        if not self.active:
+        if not self.active and not self.listeners:
             return
         outcome = outcome_of(status)
         rec = {"kind": kind, "outcome": outcome, "status": status, "key": key, **op}
@@ -70,6 +74,12 @@ class Ledger:
             elif isinstance(body.get("error"), dict):
                 rec["error"] = body["error"].get("code")
                 rec["id"] = body["error"].get("payment_id")
+                if outcome == "declined" and body["error"].get("decline_code"):
+                    rec["decline_code"] = body["error"]["decline_code"]
+        for listener in self.listeners:
+            listener(rec)
+        if not self.active:
+            return
         self.counts[f"{kind}:{outcome}"] += 1
         if outcome == "unknown" and request is not None and path is not None:
             if len(self.unknown) < MAX_UNKNOWN_KEPT:

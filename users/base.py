@@ -7,11 +7,14 @@ from __future__ import annotations
 import itertools
 import random
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 from locust import FastHttpUser
+from locust.contrib.fasthttp import FAILURE_EXCEPTIONS
+from locust.exception import CatchResponseError
 
 from config import auth_header, get_settings
 from data_generators import data_pool, mix64
@@ -103,6 +106,9 @@ class PaymentSuiteUser(FastHttpUser):
         super().__init__(environment)
         # A request whose pooled connection the server closed unanswered is resent once, counted.
         self.client = KeepAliveRetrySession.adopt(self.client)
+        self.client.client.cookiejar = None  # payment APIs authenticate by header: no cookie work per request
+        self._fire = environment.events.request.fire
+        self._context = self.context()
         self.user_number = next(_user_numbers)
         self.rng = random.Random(mix64(settings.data_seed, 0xA5, self.user_number))
         self._writes = 0
@@ -143,21 +149,38 @@ class PaymentSuiteUser(FastHttpUser):
             data = orjson.dumps(json)
         if data is not None:
             hdrs.setdefault("Content-Type", "application/json")
-        with self.client.request(
-            method, path, name=name, data=data, headers=hdrs, catch_response=True, retry_name=name
-        ) as resp:
-            status = resp.status_code or 0
-            body = None
-            if resp.content:
-                try:
-                    body = orjson.loads(resp.content)
-                except orjson.JSONDecodeError:
-                    body = None
-            reason = self._verdict(status, resp, body, expect, check)
-            if reason:
-                resp.failure(reason)
-            else:
-                resp.success()
+        # The request is sent and reported here rather than through FastHttpSession.request's
+        # catch_response context: no per-request context merge, header copy or context manager,
+        # the same request event (one per request, with our verdict as its exception).
+        client = self.client
+        url = client.base_url + path if path[:1] == "/" else client._build_url(path)
+        started = time.time()
+        t0 = time.perf_counter()
+        resp = client._send_request_safe_mode(method, url, retry_name=name, payload=data, headers=hdrs)
+        status = resp.status_code or 0
+        try:
+            content = resp.content
+        except FAILURE_EXCEPTIONS as exc:  # the answer broke off mid-body: nothing was received whole
+            content, status, resp.error = b"", 0, exc
+        response_time = (time.perf_counter() - t0) * 1000
+        body = None
+        if content:
+            try:
+                body = orjson.loads(content)
+            except orjson.JSONDecodeError:
+                body = None
+        reason = self._verdict(status, resp, body, expect, check, bool(content))
+        self._fire(
+            request_type=method,
+            name=name,
+            response_time=response_time,
+            response_length=len(content) if content else 0,
+            response=resp,
+            context=self._context,
+            exception=CatchResponseError(reason) if reason else None,
+            start_time=started,
+            url=url,
+        )
         if money is not None:
             # A 2xx whose body cannot be read leaves the client not knowing what happened: unknown.
             seen = 0 if reason and reason.startswith(BAD_BODY) and 200 <= status < 300 else status
@@ -166,7 +189,9 @@ class PaymentSuiteUser(FastHttpUser):
         return status, (None if reason else body)
 
     @staticmethod
-    def _verdict(status: int, resp, body: Any, expect: dict[int, str | None], check: Check | None) -> str | None:
+    def _verdict(
+        status: int, resp, body: Any, expect: dict[int, str | None], check: Check | None, has_content: bool = True
+    ) -> str | None:
         if status == 0:
             return classify_transport_error(getattr(resp, "error", None))
         if status not in expect:
@@ -178,7 +203,7 @@ class PaymentSuiteUser(FastHttpUser):
             wanted = " or ".join(f"{s}{' ' + c if c else ''}" for s, c in expect.items())
             got = f"{status}{' ' + code if code else ''}"
             return f"{unexpected_status_tag(status, any(s >= 400 for s in expect))} expected {wanted}, got {got}"
-        if resp.content and body is None:
+        if has_content and body is None and resp.content:
             return f"{BAD_BODY} HTTP {status} body is not JSON"
         want_code = expect[status]
         if want_code is not None:
