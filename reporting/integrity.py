@@ -20,6 +20,11 @@ def problems(environment, run: Run) -> list[str]:
         expected = getattr(opts, "expect_workers", 1) or 1
         if run.max_workers < expected:
             found.append(f"only {run.max_workers} of {expected} expected workers were connected")
+        if run.workers_unreported:
+            found.append(
+                f"no final stats report from worker(s) {sorted(run.workers_unreported)}: their last requests are"
+                " missing from the totals"
+            )
         if run.workers_lost:
             found.append(f"{len(run.workers_lost)} worker(s) lost during the run: {sorted(run.workers_lost)}")
     planned = getattr(opts, "run_time", None)

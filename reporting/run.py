@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import gevent
 from locust.runners import STATE_MISSING, MasterRunner
 
 from reporting.steady import SteadyStats
@@ -22,6 +23,8 @@ class Run:
     workers_lost: set[str] = field(default_factory=set)
     max_workers: int = 0
     worker_requests: dict[str, int] = field(default_factory=dict)
+    worker_reported_at: dict[str, float] = field(default_factory=dict)  # master: last report per worker
+    workers_unreported: list[str] = field(default_factory=list)  # no final report after the stop
     summary_written: bool = False
     recording_steady: bool = False  # the request listener feeding the steady window is attached
 
@@ -33,6 +36,18 @@ class Run:
     def add_worker_requests(self, client_id: str, data: dict) -> None:
         total = data.get("stats_total") or {}
         self.worker_requests[client_id] = self.worker_requests.get(client_id, 0) + int(total.get("num_requests", 0))
+        self.worker_reported_at[client_id] = time.monotonic()
+
+    def await_final_reports(self, since: float, timeout: float) -> list[str]:
+        """Master: wait until every worker that reported during the run (and is not lost) has sent
+        a report after ``since`` (monotonic), so its last requests are counted; up to ``timeout``
+        seconds. Returns the workers still silent."""
+        deadline = time.monotonic() + timeout
+        while True:
+            silent = [w for w, at in self.worker_reported_at.items() if at <= since and w not in self.workers_lost]
+            if not silent or time.monotonic() >= deadline:
+                return silent
+            gevent.sleep(0.2)
 
 
 RUN = Run()
