@@ -112,8 +112,12 @@ def on_quitting(environment, **_kwargs) -> None:
     opts = environment.parsed_options
     profile, folder = opts.profile_name, Path(report_dir)
     summary = sm.build(environment, RUN, get_settings(), profile, folder)
+    prior = baseline.load(folder, profile)  # read before apply() may replace it: the page overlays it
     baseline.apply(summary, folder, profile, opts.regression_tolerance, opts.fail_on_regression)
     json_path, md_path = sm.write(summary, folder, profile)
+    from reporting import html_report  # only now: the page and the history cost a run's start nothing
+
+    html_report.after_run(summary, folder, profile, prior)
     sm.write_locust_html(environment)
     RUN.summary_written = True
     environment.process_exit_code = summary["exit_code"]
@@ -131,8 +135,12 @@ def _settle(environment) -> None:
         return
     if isinstance(runner, MasterRunner):
         RUN.note_workers(runner)
-        runner.stop()
-        gevent.sleep(WORKER_REPORT_INTERVAL_S + 0.5)
+        runner.stop()  # returns once the workers report no users left
+        stopped = time.monotonic()
+        # Each worker's next stats report holds its last requests; a busy worker may send it late.
+        silent = RUN.workers_unreported = RUN.await_final_reports(stopped, timeout=WORKER_REPORT_INTERVAL_S * 4)
+        if silent:
+            log.warning("no final stats report from worker(s) %s: their last requests are not counted", silent)
     elif isinstance(runner, LocalRunner):
         runner.stop()
     RUN.steady.end()

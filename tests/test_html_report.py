@@ -1,0 +1,383 @@
+"""Issue 17: the run's page (<profile>-summary.html), the timeline it charts, the run history and
+its page - unit tests of each piece, then two short smoke runs opened in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT
+from tests.test_runner import run, target_env
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+SHOTS = ROOT / "reports"  # as tests/test_web_ui.py; the docs' screenshots are of longer runs
+
+
+# -- reading the charts back --------------------------------------------------------------------
+
+
+class Charts(HTMLParser):
+    """Every chart figure of a page: its attributes, and its series' (data-x, data-y) values."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.figures: list[dict] = []
+        self.external: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        for key in ("src", "href"):
+            if a.get(key) and not a[key].startswith(("data:", "#")):
+                self.external.append(a[key])
+        if tag == "figure":
+            self.figures.append({"attrs": a, "series": [], "limits": [], "steady": None})
+        elif tag == "g" and "data-series" in a and self.figures:
+            xs = [float(v) for v in a["data-x"].split(",") if v]
+            ys = [float(v) for v in a["data-y"].split(",") if v]
+            self.figures[-1]["series"].append({**a, "xs": xs, "ys": ys})
+        elif tag == "line" and "data-limit" in a and self.figures:
+            self.figures[-1]["limits"].append((a["data-metric"], float(a["data-limit"])))
+        elif tag == "rect" and "data-from" in a and self.figures:
+            self.figures[-1]["steady"] = (float(a["data-from"]), float(a["data-to"]))
+
+
+def charts_of(html: str) -> Charts:
+    parser = Charts()
+    parser.feed(html)
+    return parser
+
+
+def series(chart: dict, kind: str, run_: str = "current") -> dict:
+    return next(s for s in chart["series"] if s["data-series"] == kind and s["data-run"] == run_)
+
+
+def latency_chart(charts: Charts, endpoint: str) -> dict:
+    return next(f for f in charts.figures if f["attrs"].get("data-endpoint") == endpoint)
+
+
+def last_value(values: list) -> float:
+    return [v for v in values if v is not None][-1]
+
+
+# -- a summary as a run writes it, without running one --------------------------------------------
+
+
+def fake_summary(p95_shift: float = 0.0, failed: bool = False) -> dict:
+    t = [0.0, 3.0, 8.0, 13.0, 18.0]
+    span = [3.0, 5.0, 5.0, 5.0, 2.0]
+    p95 = [12.0, 14.0, 15.0 + p95_shift, 16.0 + p95_shift, 13.0 + p95_shift]
+    endpoint = {
+        "method": "POST",
+        "requests": [30, 50, 52, 49, 20],
+        "failures": [0, 0, 2, 0, 0],
+        "p50": [5.0, 6.0, 6.0, 7.0, 6.0],
+        "p95": p95,
+        "p99": [v + 4 for v in p95],
+    }
+    health = {**endpoint, "method": "GET", "requests": [0, 5, 5, 5, 0], "p50": [None, 1.0, 1.0, 1.0, None]}
+    row = {"name": "POST /payments", "method": "POST", "requests": 201, "failures": 2, "error_rate": 0.00995}
+    row.update({"rps": 10.05, "avg_ms": 7.0, "p50_ms": 6.0, "p95_ms": 15.0 + p95_shift, "p99_ms": 19.0})
+    row["max_ms"] = 40.0
+    total = {**row, "name": "Aggregated"}
+    thresholds = [
+        {"scope": "global", "metric": "p95_ms", "limit": 500, "actual": 15.0, "pass": True, "text": "global p95"},
+        {
+            "scope": "POST /payments",
+            "metric": "p95_ms",
+            "limit": 20 if failed else 300,
+            "actual": 15.0 + p95_shift,
+            "pass": not failed,
+            "text": "POST /payments p95 <= 20 ms",
+        },
+    ]
+    return {
+        "profile": "demo",
+        "started_at": "2026-01-01T10:00:00Z",
+        "ended_at": "2026-01-01T10:00:20Z",
+        "duration_s": 20.0,
+        "target": {"payment_service": "http://127.0.0.1:8000", "banking_api": "http://127.0.0.1:1080"},
+        "users": {"peak": 5, "classes": ["PaymentServiceUser"]},
+        "totals": total,
+        "endpoints": [row],
+        "steady_state": {"window_s": 17.0, "totals": total, "endpoints": [row]},
+        "errors_by_category": {"5xx": 2},
+        "errors": [{"name": "POST /payments", "error": "[5xx] 500", "category": "5xx", "occurrences": 2}],
+        "thresholds": thresholds,
+        "integrity": {"ok": True, "problems": []},
+        "money": {"enabled": True, "ok": True, "counts": {"payments_in_ledger": 150}, "problems": []},
+        "stress": {"breaking_point_users": 40, "at_s": 12.0},
+        "reasons": ["threshold breached: POST /payments p95 <= 20 ms"] if failed else [],
+        "verdict": "fail" if failed else "pass",
+        "exit_code": 1 if failed else 0,
+        "timeline": {
+            "bucket_s": 5,
+            "started_at": 1767261600.0,
+            "duration_s": 20.0,
+            "steady": {"from_s": 3.0, "to_s": 19.5},
+            "money_endpoints": ["POST /payments"],
+            "t": t,
+            "span": span,
+            "users": [5, 5, 5, 5, 5],
+            "requests": [30, 55, 57, 54, 20],
+            "rps": [10.0, 11.0, 11.4, 10.8, 10.0],
+            "failures": {"5xx": [0, 0, 2, 0, 0]},
+            "total": {"failures": [0, 0, 2, 0, 0], "p50": [5.0] * 5, "p95": p95, "p99": [v + 4 for v in p95]},
+            "endpoints": {"POST /payments": endpoint, "GET /health": health},
+        },
+    }
+
+
+def test_page_charts_carry_the_runs_own_figures():
+    from reporting import html_report
+
+    base, current = fake_summary(), fake_summary(p95_shift=9.0, failed=True)
+    page = html_report.render(current, base, commit="a" * 40)
+    charts = charts_of(page)
+    assert charts.external == [], charts.external  # one self-contained file
+    assert "<script" not in page and "http-equiv=Content-Security-Policy" in page
+    chart = latency_chart(charts, "POST /payments")
+    tl = current["timeline"]
+    p95 = series(chart, "p95")
+    assert p95["ys"] == tl["endpoints"]["POST /payments"]["p95"]  # every point, the last one included
+    assert p95["xs"] == [round(t + s / 2, 2) for t, s in zip(tl["t"], tl["span"], strict=True)]
+    assert series(chart, "p95", "baseline")["ys"] == base["timeline"]["endpoints"]["POST /payments"]["p95"]
+    assert ("p95_ms", 20.0) in chart["limits"]  # the breached threshold's limit is drawn
+    assert chart["steady"] == (3.0, 19.5)
+    assert "POST /payments: response time p50 / p95 / p99 (threshold breached)" in page
+    # GET /health is neither money-moving nor breached: charted only under "Other endpoints"
+    assert page.index('data-endpoint="GET /health"') > page.index("Other endpoints")
+    health = series(latency_chart(charts, "GET /health"), "p50")
+    assert health["ys"] == [1.0, 1.0, 1.0] and len(health["xs"]) == 3  # empty buckets leave gaps
+    errors = next(f for f in charts.figures if f["attrs"].get("data-kind") == "errors")
+    assert series(errors, "5xx")["ys"] == [0, 0, 0.4, 0, 0]  # failures per second of each bucket
+    # the change against the baseline, with its direction and size
+    assert "▲ +60 % (15 → 24)" in page and "FAIL" in page and "a" * 12 in page
+    assert 'id="money"' in page and "payments in ledger" in page and "breaking_point_users" in page
+
+
+def test_page_without_a_timeline_or_baseline_still_renders():
+    from reporting import html_report
+
+    summary = fake_summary()
+    del summary["timeline"]
+    page = html_report.render(summary)
+    assert "No timeline in this summary" in page and 'id="baseline"' not in page
+
+
+def test_history_prints_the_trend_and_writes_its_page(tmp_path, capsys):
+    from reporting import history
+
+    assert history.main(["--report-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("history: no runs in") and "\n" not in err
+    for i in range(3):
+        history.append(fake_summary(p95_shift=3.0 * i, failed=i == 1), tmp_path, commit=f"{i}" * 40)
+    (tmp_path / "history.jsonl").open("a").write("not json\n")  # a torn line is skipped
+    history.append({**fake_summary(), "profile": "other"}, tmp_path)
+    assert history.main(["--report-dir", str(tmp_path), "demo"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("3 run(s) of demo")
+    rows = out[3:6]
+    assert [r.split()[2][:8] for r in rows] == ["00000000", "11111111", "22222222"]  # newest last
+    assert [r.split()[3] for r in rows] == ["PASS", "FAIL", "PASS"]
+    assert "p95 POST /payments" in out[1]
+    page = (tmp_path / "history.html").read_text()
+    charts = charts_of(page)
+    p95 = next(s for s in charts.figures[0]["series"] if s["data-series"] == "POST /payments")
+    assert p95["ys"] == [15.0, 18.0, 21.0]
+    assert page.count('class="band"') == 3  # the failed run marked on each chart
+    assert "<code>other</code>" not in page  # only the profile asked for
+    assert history.main(["--report-dir", str(tmp_path), "nosuch"]) == 2
+
+
+TIMELINE_CHECKS = r"""
+import random, time
+from locust.stats import RequestStats  # noqa: F401  (Locust patches first)
+import locust.stats
+from locust.stats import StatsEntry, RequestStats
+from reporting import timeline as tl
+from reporting.sections import RunContext
+
+class Env:
+    runner = None
+    events = None
+
+section = tl.TimelineSection()
+section._round = locust.stats.bucket_response_time
+rng = random.Random(7)
+stats = RequestStats()
+start = time.time()
+# one bucket: the timeline's percentiles equal Locust's for the same requests
+for i in range(5000):
+    rt = rng.lognormvariate(3, 1.2)
+    name = "POST /payments" if i % 3 else "GET /health"
+    exc = RuntimeError("[5xx] 503 from POST /payments") if i % 50 == 0 else None
+    section.on_request("POST" if i % 3 else "GET", name, rt, 10, exc)
+    stats.log_request("POST" if i % 3 else "GET", name, rt, 10)
+section.environment = Env()
+fig = section.figures(start - 0.5, time.time() + 0.5)
+entry = stats.entries[("POST /payments", "POST")]
+got = fig["endpoints"]["POST /payments"]
+i = [n for n in got["requests"]].index(entry.num_requests)
+for pct, label in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99")):
+    assert got[label][i] == entry.get_response_time_percentile(pct), (label, got[label][i])
+    assert fig["total"][label][i] == stats.total.get_response_time_percentile(pct)
+assert sum(fig["requests"]) == 5000 and fig["failures"]["5xx"][i] == 100, fig["failures"]
+
+# a worker's buckets add up on the master, then the worker starts again from nothing
+master = tl.TimelineSection()
+report = section.worker_report()
+master.merge_worker_report("w1", report)
+assert section.worker_report() is None
+fig2 = master.figures(start - 0.5, time.time() + 0.5)
+assert sum(fig2["requests"]) == 5000 and fig2["endpoints"]["POST /payments"]["p95"] == got["p95"]
+assert all(b.closed for b in master.buckets.values() if b is not master.current)
+# a second worker, in a bucket of its own a minute earlier, with endpoints past the master's cap
+other = tl.TimelineSection()
+other._round = locust.stats.bucket_response_time
+other._open(start - 60)
+for k in range(tl.MAX_ENDPOINTS + 5):
+    other.on_request("GET", f"GET /w2/{k}", 3, 0, RuntimeError("[timeout] read timed out") if k < 2 else None)
+master.merge_worker_report("w2", other.worker_report())
+fig3 = master.figures(start - 61, time.time() + 0.5)
+assert sum(fig3["requests"]) == 5000 + tl.MAX_ENDPOINTS + 5, sum(fig3["requests"])
+assert sum(fig3["endpoints"][tl.OTHER]["requests"]) == 7 and fig3["failures"]["timeout"][0] == 2
+
+# a long run: never more than MAX_BUCKETS buckets, the width doubles, nothing is lost
+long = tl.TimelineSection()
+long._round = locust.stats.bucket_response_time
+t0 = 1_700_000_000
+for b in range(3 * tl.MAX_BUCKETS):  # 90 minutes of 5 s buckets
+    long._open(t0 + b * tl.BUCKET_S)
+    long.on_request("POST", "POST /payments", 10 + b % 7, 0)
+assert len(long.buckets) <= tl.MAX_BUCKETS and long.width == 20, (len(long.buckets), long.width)
+assert sum(bk.requests() for bk in long.buckets.values()) == 3 * tl.MAX_BUCKETS
+assert all(bk.closed for bk in long.buckets.values() if bk is not long.current)  # packed into arrays
+
+# the endpoint cap: names beyond it are counted together
+capped = tl.TimelineSection()
+capped._round = locust.stats.bucket_response_time
+for k in range(tl.MAX_ENDPOINTS + 50):
+    capped.on_request("GET", f"GET /item/{k}", 5, 0, RuntimeError("boom"))
+assert len(capped.methods) == tl.MAX_ENDPOINTS + 1 and sum(capped.hist[tl.OTHER].values()) == 50
+print("ok")
+"""
+
+
+def test_timeline_matches_locust_percentiles_merges_and_stays_bounded():
+    r = subprocess.run([sys.executable, "-c", TIMELINE_CHECKS], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-3000:]
+
+
+# -- two smoke runs, then the pages in a real browser ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_smoke_runs(sandbox, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("charts")
+    env = target_env(sandbox, tmp, RUN_TIME="7s")
+    results = [run("smoke", env=env, timeout=120) for _ in range(2)]
+    return tmp / "reports", results
+
+
+def test_smoke_runs_write_the_page_history_and_overlay_the_baseline(two_smoke_runs):
+    reports, results = two_smoke_runs
+    for r in results:
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert "charts: " in r.stderr and "Traceback" not in r.stderr
+    summary = json.loads((reports / "smoke-summary.json").read_text())
+    tl = summary["timeline"]
+    # the timeline counts every request Locust counted, endpoint by endpoint
+    assert sum(tl["requests"]) == summary["totals"]["requests"]
+    for row in summary["endpoints"]:
+        assert sum(tl["endpoints"][row["name"]]["requests"]) == row["requests"], row["name"]
+        assert sum(tl["endpoints"][row["name"]]["failures"]) == row["failures"], row["name"]
+    assert max(tl["users"]) == summary["users"]["peak"]
+    assert (reports / "baselines" / "smoke.json").is_file()
+    assert "Charts: smoke-summary.html" in (reports / "smoke-summary.md").read_text().splitlines()[:5]
+    page = (reports / "smoke-summary.html").read_text()
+    assert 'data-run="baseline"' in page and 'id="baseline"' in page  # the second run overlays the first
+    lines = (reports / "history.jsonl").read_text().splitlines()
+    assert len(lines) == 2
+    entry = json.loads(lines[-1])
+    assert entry["profile"] == "smoke" and entry["verdict"] == "pass"
+    assert entry["requests"] == summary["totals"]["requests"]
+    assert entry["endpoints"]["POST /payments"]["p95_ms"] == next(
+        r["p95_ms"] for r in summary["steady_state"]["endpoints"] if r["name"] == "POST /payments"
+    )
+    if (ROOT / ".git").exists() and shutil.which("git"):
+        assert re.fullmatch(r"[0-9a-f]{40}", entry["commit"])
+    r = run("history", "smoke", env={"REPORT_DIR": str(reports)})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("2 run(s) of smoke") and (reports / "history.html").is_file()
+    r = run("history", "volume", env={"REPORT_DIR": str(reports)})
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "no runs of 'volume'" in r.stderr
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--window-size=1400,1000",
+    ):
+        options.add_argument(arg)
+    options.binary_location = CHROMIUM
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def screenshot(driver, path: Path) -> None:
+    """The whole page (the window grown to its height, capped)."""
+    driver.set_window_size(1400, 1000)  # a page no taller than the window reports the window's height
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1400, min(height + 40, 6000))
+    driver.save_screenshot(str(path))
+
+
+@pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver")
+def test_pages_open_in_chromium_without_errors_and_plot_the_json(two_smoke_runs, browser):
+    from selenium.webdriver.common.by import By
+
+    reports, results = two_smoke_runs
+    assert all(r.returncode == 0 for r in results)
+    if not (reports / "history.html").is_file():
+        assert run("history", "smoke", env={"REPORT_DIR": str(reports)}).returncode == 0
+    SHOTS.mkdir(exist_ok=True)
+    summary = json.loads((reports / "smoke-summary.json").read_text())
+
+    browser.get((reports / "smoke-summary.html").as_uri())
+    assert browser.find_element(By.ID, "verdict").text.startswith("PASS")
+    figures = browser.find_elements(By.CSS_SELECTOR, "figure.chart")
+    assert len(figures) >= 5 and all(f.size["height"] > 150 for f in figures if f.is_displayed())
+    # the last point of the POST /payments p95 line is the last bucket's p95 in the JSON
+    g = browser.find_element(
+        By.CSS_SELECTOR, 'figure[data-endpoint="POST /payments"] g[data-series="p95"][data-run="current"]'
+    )
+    plotted = [float(v) for v in g.get_attribute("data-y").split(",")]
+    assert plotted[-1] == pytest.approx(last_value(summary["timeline"]["endpoints"]["POST /payments"]["p95"]))
+    assert g.find_element(By.TAG_NAME, "path").size["width"] > 100  # drawn across the chart
+    screenshot(browser, SHOTS / "summary-charts.png")
+    assert [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "WARNING")] == []
+
+    browser.get((reports / "history.html").as_uri())
+    assert "Run history of smoke" in browser.find_element(By.TAG_NAME, "h1").text
+    assert len(browser.find_elements(By.CSS_SELECTOR, "figure.chart")) == 3
+    screenshot(browser, SHOTS / "history.png")
+    assert [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "WARNING")] == []
