@@ -20,6 +20,7 @@ import requests
 
 MAX_PAYMENTS_CHECKED = 20_000
 CONCURRENCY = 16
+RETRIES = 3  # tries of a reconciliation read or replay whose answer is not final
 
 
 class Servers:
@@ -51,7 +52,11 @@ class Servers:
             return 0, None
 
     def settlement(self, day: str, merchant_id: str) -> tuple[int, int] | None:
-        status, body = self.get(self.bank_url + "/v1/settlements", date=day, merchant_id=merchant_id)
+        for attempt in range(RETRIES):  # a read: a passing 5xx or dropped connection is worth another try
+            status, body = self.get(self.bank_url + "/v1/settlements", date=day, merchant_id=merchant_id)
+            if status and status < 500:
+                break
+            gevent.sleep(0.05 * (attempt + 1))
         if status != 200 or not isinstance(body, dict):
             return None
         return int(body.get("captured", 0)), int(body.get("refunded", 0))
@@ -78,19 +83,50 @@ def settlement_snapshot(servers: Servers, merchants: list[str], days: list[str])
     return out
 
 
+# 409s the contract names: definite refusals. Any other 409 on a replay is the first request still
+# in flight (the contract leaves that code to the service), so not an answer yet.
+FINAL_CONFLICTS = frozenset(
+    (
+        "idempotency_key_reused",
+        "refund_exceeds_captured",
+        "payment_not_refundable",
+        "already_captured",
+        "amount_exceeds_authorized",
+    )
+)
+
+
+def _final(status: int, body: Any) -> bool:
+    if not status or status >= 500:
+        return False
+    if status != 409:
+        return True
+    error = body.get("error") if isinstance(body, dict) else None
+    return isinstance(error, dict) and error.get("code") in FINAL_CONFLICTS
+
+
 def resolve_unknown(servers: Servers, unknown: list[dict], counts: Counter) -> list[dict]:
     """Replay each request whose outcome was unknown, with its original key and body: the server
     answers with the stored result (or runs it once). Returns the records as resolved."""
     resolved = []
     for rec in unknown:
         base = servers.bank_url if rec["kind"] in ("authorization", "capture", "bank_refund") else servers.payment_url
-        status, body = servers.post(base + rec["path"], rec["request"], rec.get("key")) if rec.get("key") else (0, None)
+        status, body = 0, None
+        # The same key and body: safe to send again while the answer is still not final (5xx, or a
+        # 409 while the first request is in flight).
+        for attempt in range(RETRIES if rec.get("key") else 0):
+            status, body = servers.post(base + rec["path"], rec["request"], rec["key"])
+            if _final(status, body):
+                break
+            gevent.sleep(0.1 * (attempt + 1))
         rec = {k: v for k, v in rec.items() if k != "request"}
-        if status and status < 500 and status != 409:
+        if _final(status, body):
             counts["unknown_resolved_by_replay"] += 1
             rec["outcome"] = "succeeded" if 200 <= status < 300 else "declined" if status == 402 else "failed"
             if isinstance(body, dict):
                 rec["id"] = body.get("id") or (body.get("error") or {}).get("payment_id")
+                if rec["outcome"] == "succeeded" and rec.get("amount") is None and isinstance(body.get("amount"), int):
+                    rec["amount"] = body["amount"]  # a full refund: the answer says how much
         else:
             counts["unknown_unresolved"] += 1
         resolved.append(rec)
@@ -149,6 +185,12 @@ def reconcile(
         elif kind == "refund":
             payment = payments.get(rec.get("parent"))
             if outcome == "succeeded":
+                if rec.get("amount") is None:  # a full refund whose answer did not say how much
+                    if payment is None:  # sampled out: its size is unknown, so the bank's figure is too
+                        if merchant:
+                            expected_bank[merchant][2] += 10**12
+                        continue
+                    amount = max(0, payment["amount"] - payment["refunded"])
                 if merchant:
                     expected_bank[merchant][1] += amount
                 if payment is not None:

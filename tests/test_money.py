@@ -161,3 +161,29 @@ def test_unresolved_unknown_outcomes_make_the_money_section_incomplete():
     result = reconcile(_records(pay), [{**unknown, "path": "/payments", "request": {}}], _FakeServers(server), None, [])
     assert result["ok"] and result["status"] == "incomplete"
     assert result["counts"]["unknown_unresolved"] == 1 and result["counts"]["matched"] == 1
+
+
+class _ReplayingServers(_FakeServers):
+    """A service whose replay of a stored request answers 201 with the refund (amount optional)."""
+
+    def __init__(self, payments: dict, refund_body: dict):
+        super().__init__(payments)
+        self.refund_body = refund_body
+
+    def post(self, url, body, key):
+        return 201, self.refund_body
+
+
+@pytest.mark.parametrize("answer", [{"id": "re_9", "amount": 400}, {"id": "re_9"}], ids=["amount", "no amount"])
+def test_a_full_refund_resolved_by_replay_counts_what_it_refunded(answer):
+    """A full refund (no amount asked) whose first answer was a 502: once the replay says it
+    succeeded, it refunded what was left of the payment, not 0."""
+    from money.reconcile import reconcile
+
+    pay = {"kind": "payment", "outcome": "succeeded", "id": "pay_3", "amount": 1000, "currency": "USD"}
+    partial = {"kind": "refund", "outcome": "succeeded", "parent": "pay_3", "amount": 600, "currency": "USD"}
+    full = {"kind": "refund", "outcome": "unknown", "parent": "pay_3", "amount": None, "key": "k9", "path": "/x"}
+    server = {"pay_3": {"id": "pay_3", "amount": 1000, "currency": "USD", "refunded_amount": 1000}}
+    result = reconcile(_records(pay, partial), [{**full, "request": {}}], _ReplayingServers(server, answer), None, [])
+    assert result["status"] == "reconciled", result
+    assert result["counts"]["matched"] == 1 and result["counts"]["unknown_resolved_by_replay"] == 1
