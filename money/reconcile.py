@@ -21,6 +21,16 @@ import requests
 MAX_PAYMENTS_CHECKED = 20_000
 CONCURRENCY = 16
 RETRIES = 3  # tries of a reconciliation read or replay whose answer is not final
+# The kinds of money mismatch: any of them fails the verdict (and each is a count in the summary).
+MISMATCHES = (
+    "missing_on_server",
+    "duplicate_on_server",
+    "amount_mismatch",
+    "over_refunded",
+    "refund_mismatch",
+    "declined_mismatch",
+    "bank_settlement_mismatch",
+)
 
 
 class Servers:
@@ -310,15 +320,7 @@ def reconcile(
             else:
                 counts["bank_settlement_matched"] += 1
 
-    bad = (
-        "missing_on_server",
-        "duplicate_on_server",
-        "amount_mismatch",
-        "over_refunded",
-        "refund_mismatch",
-        "declined_mismatch",
-        "bank_settlement_mismatch",
-    )
+    bad = MISMATCHES
     ok = not any(counts[k] for k in bad)
     # Nothing wrong found, but not everything could be judged: say so instead of "reconciled".
     unjudged = counts["unknown_unresolved"] + counts["lookup_failed"] + counts["not_checked_time_limit"]

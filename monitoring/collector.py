@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import gevent
 
+from money.reconcile import MISMATCHES
 from monitoring import DIALECT, PREFIX
 
 log = logging.getLogger("suite.metrics")
@@ -229,15 +230,7 @@ class Collector:
             breached = [t for t in summary.get("thresholds", []) if t.get("pass") is False]
             money = summary.get("money") or {}
             counts = money.get("counts") or {}
-            for check in (
-                "missing_on_server",
-                "duplicate_on_server",
-                "amount_mismatch",
-                "over_refunded",
-                "refund_mismatch",
-                "declined_mismatch",
-                "bank_settlement_mismatch",
-            ):
+            for check in MISMATCHES:
                 if check in counts:
                     backend.count(f"{PREFIX}.money.mismatches", int(counts[check] or 0), self._tags(check=check))
             backend.count(f"{PREFIX}.thresholds.breached", len(breached), self._tags())

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,23 +39,19 @@ def payment_body(amount: int = 1999, currency: str = "USD", merchant: str = "mer
     }
 
 
-class Sandbox:
-    """``python -m sandbox`` on free ports with its own data dir; stop() is idempotent."""
+class ServedPair:
+    """A PaymentService + BankingAPI pair served by one command on free loopback ports (the
+    sandbox, or a fake of an API page); stop() is idempotent. Output goes to a file, not a pipe:
+    nobody reads it while the services run, and a full pipe would block them."""
 
-    def __init__(
-        self,
-        data_dir: Path,
-        env: dict | None = None,
-        args: list[str] | None = None,
-        payment_port: int | None = None,
-        bank_port: int | None = None,
-    ):
-        self.data_dir = data_dir
+    name = "services"
+
+    def __init__(self, payment_port: int | None = None, bank_port: int | None = None, env: dict | None = None):
         self.payment_port = payment_port or free_port()
         self.bank_port = bank_port or free_port()
         self.env = {**os.environ, "AUTH_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1", **(env or {})}
-        self.args = args or []
         self.proc: subprocess.Popen | None = None
+        self.log = None
 
     @property
     def payment_url(self) -> str:
@@ -64,24 +61,24 @@ class Sandbox:
     def bank_url(self) -> str:
         return f"http://127.0.0.1:{self.bank_port}"
 
-    def start(self, timeout: float = 20.0) -> Sandbox:
-        cmd = [
-            sys.executable,
-            "-m",
-            "sandbox",
-            "--payment-port",
-            str(self.payment_port),
-            "--bank-port",
-            str(self.bank_port),
-            "--data-dir",
-            str(self.data_dir),
-            *self.args,
-        ]
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def output(self) -> str:
+        """What the services printed so far."""
+        if self.log is None:
+            return ""
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def start(self, timeout: float = 20.0):
+        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed when the object goes away)
         self.proc = subprocess.Popen(
-            cmd,
+            self.command(),
             cwd=ROOT,
             env=self.env,
-            stdout=subprocess.PIPE,
+            stdout=self.log,
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
@@ -89,7 +86,7 @@ class Sandbox:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"sandbox exited early: {self.proc.stdout.read()}")
+                raise RuntimeError(f"{self.name} exited early: {self.output()}")
             try:
                 if (
                     requests.get(self.payment_url + "/health", timeout=0.5).ok
@@ -100,7 +97,7 @@ class Sandbox:
                 pass
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError("sandbox did not become healthy in time")
+        raise RuntimeError(f"{self.name} did not become healthy in time")
 
     def stop(self, sig: int = signal.SIGTERM) -> int | None:
         if self.proc is None or self.proc.poll() is not None:
@@ -117,6 +114,44 @@ class Sandbox:
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=5)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class Sandbox(ServedPair):
+    """``python -m sandbox`` with its own data dir."""
+
+    name = "sandbox"
+
+    def __init__(
+        self,
+        data_dir: Path,
+        env: dict | None = None,
+        args: list[str] | None = None,
+        payment_port: int | None = None,
+        bank_port: int | None = None,
+    ):
+        super().__init__(payment_port, bank_port, env)
+        self.data_dir = data_dir
+        self.args = args or []
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "sandbox",
+            "--payment-port",
+            str(self.payment_port),
+            "--bank-port",
+            str(self.bank_port),
+            "--data-dir",
+            str(self.data_dir),
+            *self.args,
+        ]
 
     def set_bank_faults(self, **faults) -> dict:
         r = requests.put(self.bank_url + "/__sandbox/faults", json=faults, headers=AUTH, timeout=5)

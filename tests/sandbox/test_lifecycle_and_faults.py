@@ -17,7 +17,7 @@ def test_sigterm_and_sigint_exit_cleanly(tmp_path):
     for sig in (signal.SIGTERM, signal.SIGINT):
         box = Sandbox(tmp_path / "d").start()
         assert box.stop(sig) == 0
-        assert "stopped" in box.proc.stdout.read()
+        assert "stopped" in box.output()
 
 
 def test_taken_port_is_one_clear_line_and_exit_1(sandbox, tmp_path):
