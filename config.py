@@ -94,11 +94,50 @@ def parse_duration(raw: str) -> int:
     return h * 3600 + m * 60 + sec
 
 
+def parse_rate_stages(raw: str) -> list[tuple[float, float]]:
+    """``100:30s,1000:2m,0:10s`` -> [(rate/s, seconds), ...]: reach each rate linearly over its time
+    (the open-model profiles, users/open_model.py). Empty -> []."""
+    stages = []
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        rate, sep, duration = part.partition(":")
+        try:
+            value = float(rate)
+        except ValueError:
+            value = -1.0
+        if not sep or not value >= 0 or value > 1_000_000:
+            raise ValueError("must be rate:duration pairs like 100:30s,1000:2m,0:10s (rate 0..1000000 per second)")
+        stages.append((value, float(parse_duration(duration))))
+    return stages
+
+
+def _rate_stages(value: str) -> str:
+    parse_rate_stages(value)
+    return value.strip()
+
+
 def _duration(value: str | None) -> str | None:
     if value is None or not str(value).strip():
         return None
     parse_duration(str(value))
     return str(value).strip().lower()
+
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
+
+
+def _host(value: str) -> str:
+    value = value.strip()
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        if not _HOSTNAME.fullmatch(value):
+            raise ValueError("must be a host name or an IP address, e.g. 10.0.0.5 or locust-master") from None
+    return value
+
+
+def _bind_host(value: str) -> str:
+    return "*" if value.strip() in ("*", "0.0.0.0") else _host(value)
 
 
 def _optional_url(value: str | None) -> str | None:
@@ -156,6 +195,16 @@ class Settings(BaseSettings):
     report_dir: str = Field("reports", min_length=1, description="Where reports are written")
     dry_run: bool = Field(False, description="Print the Locust command instead of running it")
     allow_remote_target: bool = Field(False, description="Heavy profiles may load a non-loopback host")
+    master_host: Annotated[str, AfterValidator(_host)] = Field(
+        "127.0.0.1", description="Master a `run_tests.sh worker` connects to (host name or IP)"
+    )
+    master_port: int = Field(5557, ge=1, le=65535, description="Master's port (master and worker commands)")
+    master_bind_host: Annotated[str, AfterValidator(_bind_host)] = Field(
+        "*", description="Interface `run_tests.sh master` listens on for workers (* = all)"
+    )
+    expect_workers: int | None = Field(
+        None, ge=1, le=10_000, description="Workers the master waits for (default WORKERS)"
+    )
 
     # --- Money
     reconcile: Annotated[Literal["auto", "on", "off"], Choice] = Field(
@@ -178,6 +227,22 @@ class Settings(BaseSettings):
     spike_base_users: int = Field(10, ge=1, le=1_000_000, description="Users before and after the spike")
     spike_peak_users: int | None = Field(None, ge=1, le=1_000_000, description="Users in the spike (default USERS)")
     spike_stage_seconds: float = Field(60.0, gt=0, le=86_400, description="Seconds per stage")
+
+    # --- Open model (profiles rate, burst): arrivals at a rate, not users (users/open_model.py)
+    target_rps: float = Field(100.0, gt=0, le=1_000_000, description="Operations started per second, whole run")
+    rate_stages: Annotated[str, AfterValidator(_rate_stages)] = Field(
+        "", description="Rate stages rate:duration,... reached linearly (overrides TARGET_RPS/RAMP)"
+    )
+    ramp: float = Field(0.0, ge=0, le=86_400, description="Seconds to ramp from 0 to TARGET_RPS")
+    arrivals: Annotated[Literal["constant", "poisson"], Choice] = Field(
+        "constant", description="Arrival spacing: constant or poisson"
+    )
+    max_in_flight: int = Field(0, ge=0, le=1_000_000, description="Cap on operations in flight (0: 2 s of arrivals)")
+    rate_class: str = Field(
+        "PaymentServiceUser", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="User class whose tasks arrive"
+    )
+    total: int = Field(1000, ge=1, le=1_000_000, description="Payments a burst sends")
+    concurrency: int = Field(100, ge=1, le=100_000, description="Payments a burst keeps in flight")
 
     # --- SLO thresholds (reporting/thresholds.py); unset keeps the seeds' defaults
     slo_file: str | None = Field(None, description="Thresholds TOML file")
@@ -230,7 +295,15 @@ class Settings(BaseSettings):
             raise ValueError("no such file (a thresholds TOML file, see thresholds.example.toml)")
         return v
 
-    @field_validator("users", "spawn_rate", "stress_max_users", "stress_spawn_rate", "spike_peak_users", mode="before")
+    @field_validator(
+        "users",
+        "spawn_rate",
+        "expect_workers",
+        "stress_max_users",
+        "stress_spawn_rate",
+        "spike_peak_users",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, v: object) -> object:
         return None if isinstance(v, str) and not v.strip() else v

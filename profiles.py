@@ -34,6 +34,9 @@ COMMANDS = {
     "docker-banking": "compose profile banking-test (the banking profile in Docker)",
     "docker-failures": "compose profile failure-test (the failures profile in Docker)",
     "stop-docker": "stop every compose service of the suite",
+    "master": "master <profile>: the profile's master for workers on other machines (MASTER_BIND_HOST, MASTER_PORT); "
+    "waits for EXPECT_WORKERS (default WORKERS) and writes the reports",
+    "worker": "worker [profile]: a worker for a master on another machine (MASTER_HOST, MASTER_PORT)",
     "help": "this text",
 }
 

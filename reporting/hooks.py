@@ -96,6 +96,12 @@ def on_test_start(environment, **_kwargs) -> None:
         RUN.recording_steady = wanted
 
 
+@events.test_stopping.add_listener
+def on_test_stopping(environment, **_kwargs) -> None:
+    if isinstance(environment.runner, MasterRunner):
+        RUN.stopping_at = time.monotonic()
+
+
 @events.test_stop.add_listener
 def on_test_stop(environment, **_kwargs) -> None:
     RUN.steady.end()
@@ -135,10 +141,10 @@ def _settle(environment) -> None:
         return
     if isinstance(runner, MasterRunner):
         RUN.note_workers(runner)
-        runner.stop()  # returns once the workers report no users left
-        stopped = time.monotonic()
-        # Each worker's next stats report holds its last requests; a busy worker may send it late.
-        silent = RUN.workers_unreported = RUN.await_final_reports(stopped, timeout=WORKER_REPORT_INTERVAL_S * 4)
+        runner.stop()  # no-op when the run time already stopped it
+        # Each worker's first report with no user left holds its last requests; a busy one is late.
+        since = RUN.stopping_at if RUN.stopping_at is not None else time.monotonic()
+        silent = RUN.workers_unreported = RUN.await_final_reports(since, timeout=WORKER_REPORT_INTERVAL_S * 4)
         if silent:
             log.warning("no final stats report from worker(s) %s: their last requests are not counted", silent)
     elif isinstance(runner, LocalRunner):

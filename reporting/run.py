@@ -24,6 +24,8 @@ class Run:
     max_workers: int = 0
     worker_requests: dict[str, int] = field(default_factory=dict)
     worker_reported_at: dict[str, float] = field(default_factory=dict)  # master: last report per worker
+    worker_users: dict[str, int] = field(default_factory=dict)  # master: users running in that report
+    stopping_at: float | None = None  # master: when the last stop began (monotonic)
     workers_unreported: list[str] = field(default_factory=list)  # no final report after the stop
     summary_written: bool = False
     recording_steady: bool = False  # the request listener feeding the steady window is attached
@@ -37,14 +39,20 @@ class Run:
         total = data.get("stats_total") or {}
         self.worker_requests[client_id] = self.worker_requests.get(client_id, 0) + int(total.get("num_requests", 0))
         self.worker_reported_at[client_id] = time.monotonic()
+        self.worker_users[client_id] = int(data.get("user_count", -1))
 
     def await_final_reports(self, since: float, timeout: float) -> list[str]:
         """Master: wait until every worker that reported during the run (and is not lost) has sent
-        a report after ``since`` (monotonic), so its last requests are counted; up to ``timeout``
-        seconds. Returns the workers still silent."""
+        its final report: one made after the stop began (``since``, monotonic) with no user left
+        running, so it holds the worker's last requests. Up to ``timeout`` seconds. Returns the
+        workers whose final report did not come."""
         deadline = time.monotonic() + timeout
+
+        def final(worker: str) -> bool:
+            return self.worker_reported_at[worker] > since and self.worker_users.get(worker) == 0
+
         while True:
-            silent = [w for w, at in self.worker_reported_at.items() if at <= since and w not in self.workers_lost]
+            silent = [w for w in self.worker_reported_at if not final(w) and w not in self.workers_lost]
             if not silent or time.monotonic() >= deadline:
                 return silent
             gevent.sleep(0.2)

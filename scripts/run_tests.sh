@@ -132,19 +132,93 @@ docker_compose() {
   fi
 }
 
-run_docker() {
-  local profile="$1"
-  if ! docker info >/dev/null 2>&1; then
+run_docker() {  # $1: compose profile ("" = the UI master); ends with the master's exit status
+  local profile="$1" master=master worker=worker rc waiter logs_pid cid
+  local files=(-f docker-compose.locust.yml)
+  if ! command -v docker >/dev/null 2>&1 || ! docker info >/dev/null 2>&1; then
     say "docker: no Docker engine is reachable; use the 'distributed' profile for master + workers without Docker"
     exit 3
   fi
+  ensure_venv requirements.txt
+  "$PY" -c 'import config; config.get_settings()' || exit $?  # a bad setting: one line, exit 2
   if [ -n "$profile" ]; then
-    local prefix="${profile%-test}"
-    docker_compose -f docker-compose.locust.yml --profile "$profile" up "$prefix-master" "$prefix-worker" \
-      --scale "$prefix-worker=${WORKERS:-2}"
-  else
-    docker_compose -f docker-compose.locust.yml up --scale "worker=${WORKERS:-2}"
+    master="${profile%-test}-master" worker="${profile%-test}-worker"
+    files+=(--profile "$profile")
   fi
+  mkdir -p "${REPORT_DIR:-reports}"  # created by us, not by Docker: the containers write as its owner
+  say "docker: $master + ${WORKERS:-2} x $worker (docker-compose.locust.yml${profile:+, profile $profile})"
+  deploy/docker/build.sh || exit 3  # the image of every service (a local base where locustio/locust cannot be pulled)
+  docker_compose "${files[@]}" up -d --scale "$worker=${WORKERS:-2}" "$master" "$worker" || exit 3
+  cid="$(docker_compose "${files[@]}" ps -q "$master")"
+  [ -n "$cid" ] || { say "docker: $master did not start"; exit 3; }
+  docker_compose "${files[@]}" logs -f "$master" "$worker" &
+  logs_pid=$!
+  # Ctrl-C / SIGTERM: stop the master gracefully (it writes every report), then end as it did.
+  trap 'say "docker: stopping $master"; docker_compose "${files[@]}" stop -t 60 "$master" >/dev/null 2>&1 || true' INT TERM
+  docker wait "$cid" >/dev/null &
+  waiter=$!
+  while kill -0 "$waiter" 2>/dev/null; do wait "$waiter" || true; done
+  trap - INT TERM
+  rc="$(docker inspect -f '{{.State.ExitCode}}' "$cid")"
+  kill "$logs_pid" 2>/dev/null || true
+  wait "$logs_pid" 2>/dev/null || true
+  docker_compose "${files[@]}" stop -t 30 >/dev/null 2>&1 || true  # its workers and the sandbox
+  say "docker: $master exited with status $rc (reports in ${REPORT_DIR:-reports}/)"
+  return "$rc"
+}
+
+stop_docker() {  # every service of every profile of the compose file
+  local profiles=() p
+  for p in $(docker_compose -f docker-compose.locust.yml config --profiles); do profiles+=(--profile "$p"); done
+  docker_compose -f docker-compose.locust.yml "${profiles[@]}" down --remove-orphans
+}
+
+# Settings the master/worker commands use, validated (one line per bad variable, exit 2).
+distributed_settings() {
+  local values
+  values="$("$PY" -c 'from config import get_settings as g
+s = g()
+print(s.master_host, s.master_port, s.master_bind_host, s.expect_workers or s.workers)')" || exit $?
+  read -r MASTER_HOST_V MASTER_PORT_V MASTER_BIND_V EXPECT_WORKERS_V <<<"$values"
+}
+
+targets_for_remote_run() {  # the targets must answer; a sandbox on this machine's loopback would not do
+  local pre_rc=0 heavy=()
+  [ "$PLAN_HEAVY" = 1 ] && heavy=(--heavy)
+  "$PY" preflight.py --profile "$PLAN_NAME" --needs "$PLAN_NEEDS" "${heavy[@]}" >/dev/null || pre_rc=$?
+  if [ "$pre_rc" = 10 ]; then
+    say "target unreachable: nothing answers at the sandbox defaults; start the targets where every machine reaches"
+    say "them (python -m sandbox --host 0.0.0.0) and set PAYMENT_SERVICE_URL / BANKING_API_URL to that address"
+    exit 3
+  fi
+  [ "$pre_rc" = 0 ] || exit "$pre_rc"
+}
+
+run_master() {  # master <profile> [extra locust args]: workers come from other machines
+  local name="${1:-}"
+  [ -n "$name" ] || { say "error: master needs a profile name (run_tests.sh master smoke)"; exit 2; }
+  shift
+  distributed_settings
+  local bind=(--master-bind-host "$MASTER_BIND_V")
+  load_plan plan "$name" "$@" --master "${bind[@]}" --master-bind-port "$MASTER_PORT_V" \
+    --expect-workers "$EXPECT_WORKERS_V" --expect-workers-max-wait 300
+  if [ "$PLAN_DRY_RUN" = 1 ]; then print_command "${PLAN_CMD[@]}"; return 0; fi
+  targets_for_remote_run
+  say "master: profile $PLAN_NAME, $PLAN_SUMMARY; waiting for $EXPECT_WORKERS_V workers on ${MASTER_BIND_V}:$MASTER_PORT_V -> $PLAN_REPORT_DIR/"
+  run_locust
+}
+
+run_worker() {  # worker [profile]: the profile's locustfiles and wait times, the master's load
+  local name="${1:-basic}" locustfiles="" i
+  [ "$#" -gt 0 ] && shift
+  distributed_settings
+  load_plan plan "$name"
+  for i in "${!PLAN_CMD[@]}"; do [ "${PLAN_CMD[$i]}" = -f ] && locustfiles="${PLAN_CMD[$((i + 1))]}"; done
+  PLAN_CMD=("$PY" -m locust -f "$locustfiles" --worker --master-host "$MASTER_HOST_V" --master-port "$MASTER_PORT_V" "$@")
+  if [ "$PLAN_DRY_RUN" = 1 ]; then print_command "${PLAN_CMD[@]}"; return 0; fi
+  targets_for_remote_run
+  say "worker: connecting to $MASTER_HOST_V:$MASTER_PORT_V (profile $PLAN_NAME)"
+  run_locust
 }
 
 main() {
@@ -161,11 +235,18 @@ main() {
     history)
       ensure_venv requirements.txt
       exec "$PY" -m reporting.history --report-dir "${REPORT_DIR:-reports}" "$@" ;;
-    docker) run_docker "" ;;
-    docker-volume) run_docker volume-test ;;
-    docker-banking) run_docker banking-test ;;
-    docker-failures) run_docker failure-test ;;
-    stop-docker) docker_compose -f docker-compose.locust.yml --profile '*' down --remove-orphans ;;
+    docker|docker-volume|docker-banking|docker-failures)
+      local docker_rc=0 set
+      case "$profile" in docker) set="" ;; docker-volume) set=volume-test ;; docker-banking) set=banking-test ;;
+        *) set=failure-test ;; esac
+      run_docker "$set" || docker_rc=$?
+      exit "$docker_rc" ;;
+    stop-docker) stop_docker ;;
+    master|worker)
+      ensure_venv requirements.txt
+      local dist_rc=0
+      if [ "$profile" = master ]; then run_master "$@" || dist_rc=$?; else run_worker "$@" || dist_rc=$?; fi
+      exit "$dist_rc" ;;
     ui)
       ensure_venv requirements.txt
       trap cleanup EXIT

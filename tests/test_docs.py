@@ -108,6 +108,16 @@ def locust_flags() -> set[str]:
     return listed | _flags(_run(sys.executable, "-c", _SUITE_HELP))
 
 
+_LOCUST_ENV = "from locust.argument_parser import get_parser\nfor a in get_parser()._actions:\n"
+_LOCUST_ENV += "    print(getattr(a, 'env_var', '') or '')"
+
+
+@functools.cache
+def locust_env_variables() -> set[str]:
+    """Variables Locust's own parser reads that are not LOCUST_<OPTION> (e.g. --otel's)."""
+    return set(_run(sys.executable, "-c", _LOCUST_ENV).split())
+
+
 @functools.cache
 def sandbox_flags() -> set[str]:
     return _flags(_run(sys.executable, "-m", "sandbox", "--help"))
@@ -132,7 +142,7 @@ def variable_problem(name: str) -> str | None:
         return "the sandbox reads no such variable (sandbox/*.py)"
     if name.startswith("LOCUST_"):
         option = "--" + name.removeprefix("LOCUST_").lower().replace("_", "-")
-        if option in locust_flags():
+        if option in locust_flags() or name in locust_env_variables():
             return None
         return f"Locust has no option {option} (locust --help)"
     return "not a field of config.Settings, nor on tests/test_docs.py's allowlist"
