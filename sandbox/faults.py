@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import time
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from sandbox.common import ApiError
 
@@ -26,6 +27,25 @@ class BankFaults(BaseModel):
     hang_s: float = Field(default=30.0, ge=0, le=600, description="How long a 'timeout' request hangs")
     malformed_rate: float = Field(default=0.0, ge=0.0, le=1.0, description="Share answered with truncated JSON")
     schema_error_rate: float = Field(default=0.0, ge=0.0, le=1.0, description="Share answered with wrong-shape JSON")
+    stall_every_s: float = Field(default=0.0, ge=0, le=3600, description="A periodic stall starts every N s (0: off)")
+    stall_s: float = Field(default=0.0, ge=0, le=600, description="How long each periodic stall lasts")
+    # When the faults were set: the first stall starts stall_every_s after it.
+    _epoch: float = PrivateAttr(default_factory=time.monotonic)
+
+    @model_validator(mode="after")
+    def _stall_shorter_than_period(self) -> BankFaults:
+        if self.stall_every_s and self.stall_s >= self.stall_every_s:
+            raise ValueError("stall_s must be shorter than stall_every_s")
+        return self
+
+    def stall_left(self, now: float | None = None) -> float:
+        """Seconds until the current periodic stall ends (0 outside a stall): the bank hangs
+        stall_s at the end of every stall_every_s period, then answers everything held."""
+        if not self.stall_every_s or not self.stall_s:
+            return 0.0
+        phase = ((time.monotonic() if now is None else now) - self._epoch) % self.stall_every_s
+        start = self.stall_every_s - self.stall_s
+        return self.stall_every_s - phase if phase >= start else 0.0
 
     @classmethod
     def from_env(cls) -> BankFaults:
@@ -38,6 +58,8 @@ class BankFaults(BaseModel):
             hang_s=float(env.get("SANDBOX_BANK_HANG_S", 30)),
             malformed_rate=float(env.get("SANDBOX_BANK_MALFORMED_RATE", 0)),
             schema_error_rate=float(env.get("SANDBOX_BANK_SCHEMA_ERROR_RATE", 0)),
+            stall_every_s=float(env.get("SANDBOX_BANK_STALL_EVERY_S", 0)),
+            stall_s=float(env.get("SANDBOX_BANK_STALL_S", 0)),
         )
 
 
@@ -50,6 +72,9 @@ class SchemaFault(Exception):
 
 
 async def apply_bank_faults(faults: BankFaults, rng: random.Random) -> None:
+    stall = faults.stall_left()
+    if stall > 0:
+        await asyncio.sleep(stall)
     if faults.latency_ms or faults.jitter_ms:
         delay = faults.latency_ms + rng.uniform(-faults.jitter_ms, faults.jitter_ms)
         if delay > 0:
