@@ -3,7 +3,8 @@
 Locust 2.x keeps, for every stats entry and the total, a ``{second: count}`` dict of requests and
 one of failures (``StatsEntry.num_reqs_per_sec`` / ``num_fail_per_sec``). On a local runner or a
 master nothing ever prunes them (workers reset theirs with each report), so a run grows by one key
-per second per entry hit in that second: about 0.8 KB per second with the suite's ~37 entries.
+per second per entry hit in that second: ~0.6 KB a second (~0.36 MB per 10 minutes) in the
+endurance profile, with the suite's 38 entries.
 
 While a run is live, Locust reads them only for "current" figures: ``current_rps`` and
 ``current_fail_per_sec`` look at the seconds from ``last_request_timestamp - 12`` to ``- 3``; the
@@ -16,6 +17,12 @@ than ``KEEP_S`` before the newest request out of those dicts into an anonymous t
 at ``quitting`` (which Locust fires before it writes the JSON) puts them back when JSON output was
 asked for. Every figure any report shows stays the same; only what lives in memory during the run
 is bounded. If the file cannot be written, pruning stops (the old behaviour) with one warning.
+
+The same greenlet turns off Locust's response-times cache on every per-endpoint entry (the total
+keeps it). That cache holds a copy of the entry's ``response_times`` dict for each of the last 20
+seconds, so it grows 21-fold with every new distinct (rounded) response time an endpoint sees. It
+serves only "current" percentiles, which Locust reads for the total alone (UI, HTML charts, stats
+history CSV); per-endpoint ones only with ``--csv-full-history``, where it is left on.
 """
 
 from __future__ import annotations
@@ -73,8 +80,8 @@ class PerSecondSpill:
         if not lines:
             return 0
         try:
-            if self._file is None:
-                self._file = tempfile.TemporaryFile("w+", encoding="ascii", prefix="locust-per-second-")
+            if self._file is None:  # open for the whole run; restore() or close() closes it
+                self._file = tempfile.TemporaryFile("w+", encoding="ascii", prefix="locust-per-s-")  # noqa: SIM115
             self._file.writelines(lines)
         except OSError as exc:
             self.enabled = False
@@ -124,17 +131,31 @@ class PerSecondSpill:
         return slot
 
 
+def drop_entry_response_time_caches(stats: RequestStats) -> int:
+    """Turn off the per-second response-times cache of every entry but the total; returns how many."""
+    dropped = 0
+    for entry in stats.entries.values():
+        if entry.use_response_times_cache or entry.response_times_cache is not None:
+            entry.use_response_times_cache = False
+            entry.response_times_cache = None
+            dropped += 1
+    return dropped
+
+
 SPILL = PerSecondSpill()
 _pruner: gevent.Greenlet | None = None
 
 
-def _prune_forever(stats_of) -> None:
+def _prune_forever(environment) -> None:
+    full_history = bool(getattr(environment.parsed_options, "stats_history_enabled", False))
     while True:
         gevent.sleep(PRUNE_INTERVAL_S)
         try:
-            SPILL.prune(stats_of())
+            if not full_history:
+                drop_entry_response_time_caches(environment.stats)
+            SPILL.prune(environment.stats)
         except Exception:  # a bookkeeping bug must never stop the load test
-            log.exception("pruning the per-second counters failed; they stay in memory")
+            log.exception("bounding the stats' memory failed; it stays as Locust keeps it")
             return
 
 
@@ -143,8 +164,7 @@ def _start_pruning(environment, **_kwargs) -> None:
     global _pruner
     if isinstance(environment.runner, WorkerRunner) or (_pruner is not None and not _pruner.dead):
         return
-    # environment.stats is replaced by nothing in Locust 2.x, but read it each time anyway
-    _pruner = gevent.spawn(_prune_forever, lambda: environment.stats)
+    _pruner = gevent.spawn(_prune_forever, environment)
 
 
 @events.quitting.add_listener

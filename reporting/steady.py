@@ -13,7 +13,8 @@ REPORT_KEY = "suite_steady_stats"
 
 class SteadyStats:
     def __init__(self, warmup_s: float = 0.0):
-        self.stats = RequestStats()
+        # Nothing reads the window's *current* percentiles: no per-second cache copies to keep.
+        self.stats = RequestStats(use_response_times_cache=False)
         self.warmup_s = warmup_s
         self.started_at: float | None = None  # wall-clock start of the window (local or worker)
         self.stopped_at: float | None = None
