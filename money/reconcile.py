@@ -115,18 +115,23 @@ def _final(status: int, body: Any) -> bool:
     return isinstance(error, dict) and error.get("code") in FINAL_CONFLICTS
 
 
-def resolve_unknown(servers: Servers, unknown: list[dict], counts: Counter) -> list[dict]:
+def resolve_unknown(
+    servers: Servers, unknown: list[dict], counts: Counter, deadline: float | None = None
+) -> list[dict]:
     """Replay each request whose outcome was unknown, with its original key and body: the server
-    answers with the stored result (or runs it once). Returns the records as resolved."""
-    resolved = []
-    for rec in unknown:
+    answers with the stored result (or runs it once). Returns the records as resolved, in order.
+    Replays run side by side; none starts after ``deadline`` (monotonic)."""
+
+    def one(rec: dict) -> dict:
         base = servers.bank_url if rec["kind"] in ("authorization", "capture", "bank_refund") else servers.payment_url
         status, body = 0, None
-        # The same key and body: safe to send again while the answer is still not final (5xx, or a
-        # 409 while the first request is in flight).
+        # The same key and body: safe to send again while the server's answer is not final (a 5xx,
+        # or a 409 while the first request is in flight). No answer at all: the target is gone.
         for attempt in range(RETRIES if rec.get("key") else 0):
+            if deadline is not None and time.monotonic() > deadline:
+                break
             status, body = servers.post(base + rec["path"], rec["request"], rec["key"])
-            if _final(status, body):
+            if not status or _final(status, body):
                 break
             gevent.sleep(0.1 * (attempt + 1))
         rec = {k: v for k, v in rec.items() if k != "request"}
@@ -139,8 +144,9 @@ def resolve_unknown(servers: Servers, unknown: list[dict], counts: Counter) -> l
                     rec["amount"] = body["amount"]  # a full refund: the answer says how much
         else:
             counts["unknown_unresolved"] += 1
-        resolved.append(rec)
-    return resolved
+        return rec
+
+    return list(gevent.pool.Pool(CONCURRENCY).imap(one, unknown))
 
 
 def _sampled(payment_id: str, rate: float) -> bool:
@@ -161,7 +167,7 @@ def reconcile(
     started = time.monotonic()
     counts: Counter = Counter()
     problems: list[str] = []
-    resolved = resolve_unknown(servers, unknown, counts)
+    resolved = resolve_unknown(servers, unknown, counts, started + deadline_s / 2)
     succeeded = sum(1 for r in chain(records(), resolved) if r["kind"] == "payment" and r["outcome"] == "succeeded")
     rate = min(1.0, MAX_PAYMENTS_CHECKED / max(succeeded, 1))
 
