@@ -140,6 +140,30 @@ def _bind_host(value: str) -> str:
     return "*" if value.strip() in ("*", "0.0.0.0") else _host(value)
 
 
+DIALECTS = ("contract", "ecosystem", "baseline")
+_MODULE_PATH = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+
+
+def _dialect(value: str) -> str:
+    """A built-in dialect, or the dotted path of a module with a ``BINDING`` (apis/base.py)."""
+    value = value.strip()
+    if value.lower() in DIALECTS:
+        return value.lower()
+    if not _MODULE_PATH.fullmatch(value):
+        raise ValueError(
+            f"must be one of {', '.join(DIALECTS)}, or a dotted module path like mycompany.payments_binding"
+        )
+    import importlib
+
+    try:
+        module = importlib.import_module(value)
+    except Exception as exc:  # noqa: BLE001 - any import failure is the same bad setting
+        raise ValueError(f"cannot import module {value!r} ({type(exc).__name__}: {str(exc)[:80]})") from None
+    if not hasattr(module, "BINDING"):
+        raise ValueError(f"module {value!r} has no BINDING (an apis.base.Binding instance)")
+    return value
+
+
 def _optional_url(value: str | None) -> str | None:
     return _url(value) if value and value.strip() else None
 
@@ -170,6 +194,9 @@ class Settings(BaseSettings):
         description="Bearer token for both services ('Bearer ' prefix optional)",
     )
     request_timeout: float = Field(10.0, gt=0, le=300, description="Per-request timeout, seconds")
+    api_dialect: Annotated[str, AfterValidator(_dialect)] = Field(
+        "contract", description="API the targets speak: contract, ecosystem, baseline or a module path (apis/)"
+    )
 
     # --- Behaviour
     min_wait_time: int = Field(1000, ge=0, le=3_600_000, description="Minimum wait between tasks, ms")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+import secrets
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -18,6 +19,15 @@ from faker import Faker
 from config import get_settings
 
 MASK64 = (1 << 64) - 1
+# This process's run. Workers of a distributed run each have their own; ids built from it
+# (idempotency keys, run-scoped merchants) never collide with another run's.
+RUN_ID = secrets.token_hex(6)
+RUN_MERCHANT_PREFIXES = ("mer_run", "mer_race_")  # merchants no other run or traffic uses
+
+
+def is_run_merchant(merchant_id: str | None) -> bool:
+    """A merchant created by one run alone (its settlements are that run's exclusively)."""
+    return bool(merchant_id) and merchant_id.startswith(RUN_MERCHANT_PREFIXES)
 
 
 def mix64(*parts: int) -> int:
@@ -148,6 +158,10 @@ PROCESSING_ERROR_CARD = "4000000000000119"
 _SPECIAL = {*APPROVED_TEST_CARDS, *DECLINE_CARDS, PROCESSING_ERROR_CARD}
 
 
+SPREAD_CARDS = 50_000
+RESERVED_LAST4 = "0000"  # no spread card ends so: kept for a probe that trips a per-card limit on purpose
+
+
 @dataclass(frozen=True)
 class Card:
     number: str
@@ -217,9 +231,18 @@ class DataPool:
     VOCAB_PER_LOCALE = 60
 
     def __init__(
-        self, seed: int = 42, customer_count: int = 1000, merchant_count: int = 10, this_year: int | None = None
+        self,
+        seed: int = 42,
+        customer_count: int = 1000,
+        merchant_count: int = 10,
+        this_year: int | None = None,
+        run_tag: str | None = None,
     ):
         self.seed, self.customer_count, self.merchant_count = seed, customer_count, merchant_count
+        # With a run tag, merchant ids are this run's own (``mer_run<tag>_00003``): where the target
+        # creates merchants on first use, nothing else moves money on them, so their settlements
+        # can be checked exactly while other runs or real traffic use the same service.
+        self._merchant_prefix = f"mer_run{run_tag}" if run_tag else f"mer_{seed:x}"
         # Expiry years count from the current year, so generated cards stay valid as time passes.
         self.this_year = this_year or date.today().year
         faker = Faker(list({loc for loc, _ in COUNTRIES.values()}))
@@ -238,6 +261,7 @@ class DataPool:
         self._countries = [c for c, w in COUNTRY_WEIGHTS.items() for _ in range(w)]
         self.customer = lru_cache(maxsize=4096)(self._customer)
         self.merchant = lru_cache(maxsize=4096)(self._merchant)
+        self._spread_card = lru_cache(maxsize=4096)(self._spread)
 
     # records by index (pure functions of seed and index)
 
@@ -261,7 +285,7 @@ class DataPool:
         category = CATEGORIES[j % len(CATEGORIES)] if j < len(CATEGORIES) else CATEGORIES[h % len(CATEGORIES)]
         country = self._countries[(h >> 8) % len(self._countries)]
         name = self._companies[(h >> 16) % len(self._companies)]
-        return Merchant(f"mer_{self.seed:x}_{j:05d}", name, category, country, COUNTRIES[country][1])
+        return Merchant(f"{self._merchant_prefix}_{j:05d}", name, category, country, COUNTRIES[country][1])
 
     # random draws (the caller's rng decides; data stays the seed's)
 
@@ -296,6 +320,19 @@ class DataPool:
             "card": (card or customer.card).as_json(),
         }
 
+    def spread_card(self, rng: random.Random) -> Card:
+        """One of SPREAD_CARDS cards (about 9,900 distinct last-four digits, none RESERVED_LAST4):
+        for services that limit payments per card (by last four digits) per hour."""
+        return self._spread_card(rng.randrange(SPREAD_CARDS))
+
+    def _spread(self, k: int) -> Card:
+        holder = self.customer(k % self.customer_count).name
+        for salt in range(64):
+            card = card_from_hash(mix64(self.seed, 4, k, salt), holder, self.this_year)
+            if card.number[-4:] != RESERVED_LAST4:
+                return card
+        raise AssertionError("unreachable: 64 draws all ending in the reserved digits")
+
     # special cards
 
     def decline_card(self, rng: random.Random) -> tuple[Card, str]:
@@ -325,9 +362,11 @@ class DataPool:
         return Card(good.number, good.exp_month, good.exp_year, cvc, good.holder_name, good.brand)
 
 
-@lru_cache(maxsize=1)
-def data_pool() -> DataPool:
+@lru_cache(maxsize=2)
+def data_pool(run_scoped: bool = False) -> DataPool:
     """The run's pool (one per process, from the settings), built on first use: not at import,
-    so the web UI starts instantly."""
+    so the web UI starts instantly. ``run_scoped``: merchants of this run alone (RUN_ID)."""
     settings = get_settings()
-    return DataPool(settings.data_seed, settings.customer_count, settings.merchant_count)
+    return DataPool(
+        settings.data_seed, settings.customer_count, settings.merchant_count, run_tag=RUN_ID if run_scoped else None
+    )

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+import apis
 from config import get_settings, is_loopback_host
 
 SANDBOX_PORTS = {"payment": 8000, "bank": 1080}
@@ -34,10 +35,10 @@ def port_in_use(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def probe(url: str, timeout: float) -> str | None:
-    """None when GET /health answers 200, else the reason."""
+def probe(url: str, timeout: float, path: str = "/health", healthy=None) -> str | None:
+    """None when GET <path> answers 200 (and ``healthy(body)`` agrees), else the reason."""
     try:
-        r = requests.get(url.rstrip("/") + "/health", timeout=timeout)
+        r = requests.get(url.rstrip("/") + path, timeout=timeout)
     except requests.ConnectionError as exc:
         reason = exc.args[0] if exc.args else exc
         text = str(getattr(reason, "reason", reason))
@@ -46,7 +47,13 @@ def probe(url: str, timeout: float) -> str | None:
         return f"no answer within {timeout:g} s"
     except requests.RequestException as exc:
         return f"{type(exc).__name__}: {str(exc)[:120]}"
-    return None if r.status_code == 200 else f"GET /health answered HTTP {r.status_code}"
+    if r.status_code != 200:
+        return f"GET {path} answered HTTP {r.status_code}"
+    try:
+        body = r.json()
+    except ValueError:
+        body = None
+    return None if healthy is None or healthy(body) else f"GET {path} answered 200 but does not say it is healthy"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,8 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=2.0)
     args = p.parse_args(argv)
     settings = get_settings()  # exits 2 with a clear line on a bad setting
+    binding = apis.current()
     urls = {"payment": settings.target_url, "bank": settings.banking_api_url}
-    needed = [s for s in ("payment", "bank") if s in args.needs.split(",")]
+    paths = {"payment": binding.health_paths.get("payments"), "bank": binding.health_paths.get("bank")}
+    # A service the API does not have (baseline: no BankingAPI) is not waited for.
+    needed = [s for s in ("payment", "bank") if s in args.needs.split(",") and paths[s]]
 
     remote = [f"{s} {urls[s]}" for s in needed if not is_loopback(urls[s])]
     if args.heavy and remote and not settings.allow_remote_target:
@@ -71,18 +81,29 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     started = time.monotonic()
-    down = {s: reason for s in needed if (reason := probe(urls[s], args.timeout))}
+    service_of = {"payment": "payments", "bank": "bank"}
+    down = {
+        s: reason
+        for s in needed
+        if (reason := probe(urls[s], args.timeout, paths[s], lambda b, s=s: binding.healthy(service_of[s], b)))
+    }
     if not down:
         return 0
-    startable = [s for s in down if is_sandbox_default(urls[s], s) and not port_in_use(SANDBOX_PORTS[s])]
-    if len(startable) == len(down):
+    # The bundled sandbox speaks the contract only: another dialect's target is never auto-started.
+    startable = [
+        s
+        for s in down
+        if binding.name == "contract" and is_sandbox_default(urls[s], s) and not port_in_use(SANDBOX_PORTS[s])
+    ]
+    if startable and len(startable) == len(down):
         # "both", "bank", or "payment <bank url it should call>"
         print("both" if len(startable) == 2 else "bank" if startable == ["bank"] else f"payment {urls['bank']}")
         return START_SANDBOX
     for service, reason in down.items():
         name = "PaymentService" if service == "payment" else "BankingAPI"
         print(
-            f"target unreachable: {name} at {urls[service]}: {reason} (checked in {time.monotonic() - started:.1f} s)",
+            f"target unreachable: {name} at {urls[service]}: {reason} (checked in {time.monotonic() - started:.1f} s, "
+            f"API_DIALECT={binding.name})",
             file=sys.stderr,
         )
     return 3

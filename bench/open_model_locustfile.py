@@ -4,7 +4,6 @@ payments; as RATE_CLASS of the open model each arrival is one payment."""
 
 from locust import FastHttpUser, constant, task
 
-from users import payment_api as api
 from users.base import PaymentSuiteUser
 
 
@@ -13,7 +12,7 @@ class PaymentOnlyUser(PaymentSuiteUser):
 
     @task
     def pay(self) -> None:
-        api.make_payment(self)
+        self.api.pay(self)
 
 
 __all__ = ["BareGetUser", "PaymentOnlyUser"]

@@ -15,11 +15,13 @@ import requests
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
+import apis
 import options
+from apis.records import Capability
 from config import get_settings
 from data_generators import data_pool
 from money.ledger import LEDGER, MESSAGE
-from money.reconcile import Servers, reconcile, settlement_snapshot, utc_day
+from money.reconcile import Servers, reconcile, settlement_snapshot, settles, utc_day
 from reporting.sections import RunContext, Section, register
 
 log = logging.getLogger("suite.money")
@@ -31,6 +33,8 @@ def _servers(environment) -> Servers:
 
 
 def _is_sandbox(payment_url: str) -> bool:
+    if apis.current().name != "contract":
+        return False  # the sandbox speaks the contract only
     try:
         doc = requests.get(payment_url.rstrip("/") + "/openapi.json", timeout=2).json()
         return "(sandbox)" in doc.get("info", {}).get("title", "")
@@ -57,9 +61,14 @@ class MoneySection(Section):
         if not self.enabled:
             return
         self.days = [utc_day()]
+        binding = apis.current()
+        if not settles(binding) or binding.has(Capability.MERCHANTS_ON_FIRST_USE):
+            self.start = {}  # nothing to compare, or the run's merchants are its own (they start at 0)
+            return
+        # Shared merchants: read where they stand now, so the end can compare what this run added.
         pool = data_pool()
         merchants = [pool.merchant(j).id for j in range(pool.merchant_count)]
-        self.start = settlement_snapshot(servers, merchants, self.days)
+        self.start = settlement_snapshot(servers, merchants, self.days, binding)
 
     def build(self, run: RunContext) -> dict[str, Any] | None:
         if not LEDGER.active:
@@ -78,7 +87,7 @@ class MoneySection(Section):
         servers = _servers(run.environment)
         days = sorted({*self.days, utc_day()})
         unknown, LEDGER.unknown = LEDGER.unknown, []
-        result = reconcile(LEDGER.records, unknown, servers, self.start or {}, days)
+        result = reconcile(LEDGER.records, unknown, servers, self.start or {}, days, binding=apis.current())
         result["ledger"] = {
             "file": str(LEDGER.path),
             "requests": dict(LEDGER.counts),
@@ -101,6 +110,8 @@ class MoneySection(Section):
         lines = [f"### Money: {heading.get(status, status)}", ""]
         lines += [f"- {k.replace('_', ' ')}: {v}" for k, v in data.get("counts", {}).items()]
         lines += [f"- {p}" for p in data.get("problems", [])[:20]]
+        lines += [f"- checked ({name}): {how}" for name, how in data.get("checks", {}).items()]
+        lines += [f"- not checked ({name}): {why}" for name, why in data.get("not_checked", {}).items()]
         if data.get("note"):
             lines.append(f"- {data['note']}")
         return lines

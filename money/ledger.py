@@ -14,18 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from apis.records import MoneyOp, Outcome
+
 MAX_UNKNOWN_KEPT = 10_000
 MESSAGE = "suite_ledger"
-
-
-def outcome_of(status: int) -> str:
-    if 200 <= status < 300:
-        return "succeeded"
-    if status == 402:
-        return "declined"
-    if status == 0 or status >= 500:
-        return "unknown"  # the request may or may not have moved money
-    return "failed"  # a definite refusal: nothing moved
 
 
 class Ledger:
@@ -52,39 +44,52 @@ class Ledger:
 
     def record(
         self,
-        kind: str,
+        op: MoneyOp,
         status: int,
         key: str | None,
-        op: dict[str, Any],
         body: Any,
         request: dict | None = None,
         path: str | None = None,
     ) -> None:
-        """One money-moving request. ``op``: amount, currency, merchant_id, parent (payment,
-        authorization or capture the operation acts on), race (scenario tag)."""
+        """One money-moving request: what was asked (``op``, minor units) and the answer as the
+        dialect's binding reads it (``op.read``), in neutral terms."""
         if not self.active and not self.listeners:
             return
-        outcome = outcome_of(status)
-        rec = {"kind": kind, "outcome": outcome, "status": status, "key": key, **op}
-        if isinstance(body, dict):
-            if outcome == "succeeded":
-                rec["id"] = body.get("id")
-                if rec.get("amount") is None:
-                    rec["amount"] = body.get("amount")
-            elif isinstance(body.get("error"), dict):
-                rec["error"] = body["error"].get("code")
-                rec["id"] = body["error"].get("payment_id")
-                if outcome == "declined" and body["error"].get("decline_code"):
-                    rec["decline_code"] = body["error"]["decline_code"]
+        answer = op.read(status, body)
+        outcome = answer.outcome
+        rec: dict[str, Any] = {
+            "kind": str(op.kind),
+            "outcome": str(outcome),
+            "status": status,
+            "key": key,
+            "amount": op.amount,
+            "currency": op.currency,
+            "merchant_id": op.merchant_id,
+            "parent": op.parent,
+            "race": op.race,
+        }
+        if answer.id:
+            rec["id"] = answer.id
+        if answer.error:
+            rec["error"] = answer.error
+        if answer.decline_code:
+            rec["decline_code"] = answer.decline_code
+        if outcome is Outcome.SUCCEEDED:
+            if op.amount is None:
+                rec["amount"] = answer.amount  # a full refund: the answer says how much, if it does
+            elif answer.amount is not None and answer.amount != op.amount:
+                rec["echoed_amount"] = answer.amount  # the server confirmed another amount
+            if answer.currency and op.currency and str(answer.currency).upper() != str(op.currency).upper():
+                rec["echoed_currency"] = answer.currency
         for listener in self.listeners:
             listener(rec)
         if not self.active:
             return
-        self.counts[f"{kind}:{outcome}"] += 1
-        if outcome == "unknown" and request is not None and path is not None:
+        self.counts[f"{rec['kind']}:{rec['outcome']}"] += 1
+        if outcome is Outcome.UNKNOWN and request is not None and path is not None:
             if len(self.unknown) < MAX_UNKNOWN_KEPT:
                 # in memory only (it holds the card): the replay needs the identical body
-                self.unknown.append({**rec, "path": path, "request": request})
+                self.unknown.append({**rec, "path": path, "request": request, "service": op.service})
                 return
             self.unknown_dropped += 1
         self._buffer.append(rec)

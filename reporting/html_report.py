@@ -62,6 +62,7 @@ CATEGORY_COLORS = {
     "5xx": "#d62728",
     "bad_body": "#eeca3b",
     "wrong_error": "#4c78a8",
+    "fraud_rejected": "#b279a2",
     "other": "#7f7f7f",
 }
 ROW_KEYS = ("requests", "failures", "rps", "p50_ms", "p95_ms", "p99_ms", "max_ms")

@@ -26,6 +26,7 @@ CATEGORIES = (
     "5xx",
     "bad_body",
     "wrong_error",
+    "fraud_rejected",
     "other",
 )
 # The tags failure reasons start with (users/base.py writes them): one per category.
@@ -39,6 +40,7 @@ _TAGS = {
     "[5xx]": "5xx",
     "[bad body]": "bad_body",
     "[wrong error]": "wrong_error",
+    "[fraud rejected]": "fraud_rejected",
 }
 # Card-number-like digit runs never leave the process in a report (PAN 12-19 digits).
 _PAN = re.compile(r"\b\d{12,19}\b")

@@ -117,6 +117,7 @@ BAD_VALUES = {
     "locust_host": ("payments", "http:// or https://"),
     "auth_token": ("Bearer ", "empty"),
     "request_timeout": ("0", "greater than 0"),
+    "api_dialect": ("graphql", "contract, ecosystem, baseline"),
     "min_wait_time": ("-5", "greater than or equal to 0"),
     "max_wait_time": ("soon", "valid integer"),
     "simulate_failures": ("maybe", "valid boolean"),

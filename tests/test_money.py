@@ -7,14 +7,17 @@ import re
 
 import pytest
 
-from money.ledger import Ledger, outcome_of
+from apis.contract import payment_op, read_answer
+from apis.records import Outcome
+from money.ledger import Ledger
 from money.reconcile import Servers, resolve_unknown
 from tests.helpers import TOKEN, Sandbox, payment_body
 from tests.test_runner import run, target_env
 
 
-def test_outcomes():
-    assert [outcome_of(s) for s in (201, 200, 402, 409, 422, 0, 502, 504)] == [
+def test_contract_outcomes_by_status():
+    body = {"id": "pay_1"}
+    assert [read_answer(s, body).outcome for s in (201, 200, 402, 409, 422, 0, 502, 504)] == [
         "succeeded",
         "succeeded",
         "declined",
@@ -31,26 +34,29 @@ def test_ledger_spills_to_file_keeps_no_card_data_and_bounds_unknowns(tmp_path, 
     ledger = Ledger()
     ledger.open(tmp_path / "l.jsonl")
     body = payment_body()
+    op = payment_op({"amount": 10, "currency": "USD", "merchant_id": "mer_a"})
     for i in range(500):
-        ledger.record(
-            "payment",
-            201,
-            f"k{i}",
-            {"amount": 10, "currency": "USD", "merchant_id": "mer_a"},
-            {"id": f"pay_{i}"},
-            body,
-            "/payments",
-        )
+        ledger.record(op, 201, f"k{i}", {"id": f"pay_{i}", "amount": 10}, body, "/payments")
     for i in range(5):
-        ledger.record(
-            "payment", 0, f"u{i}", {"amount": 10, "currency": "USD", "merchant_id": "mer_a"}, None, body, "/payments"
-        )
+        ledger.record(op, 0, f"u{i}", None, body, "/payments")
     ledger.close()
     text = (tmp_path / "l.jsonl").read_text()
     assert text.count("\n") == 502  # 500 final + 2 unknown beyond the in-memory bound
     assert len(ledger.unknown) == 3 and ledger.unknown_dropped == 2
     assert body["card"]["number"] not in text and "cvc" not in text
     assert ledger.counts["payment:succeeded"] == 500 and ledger.counts["payment:unknown"] == 5
+
+
+def test_a_2xx_the_client_cannot_read_is_unknown_and_an_echo_of_another_amount_is_kept(tmp_path):
+    ledger = Ledger()
+    ledger.open(tmp_path / "l.jsonl")
+    op = payment_op({"amount": 1999, "currency": "USD", "merchant_id": "mer_a"})
+    ledger.record(op, 201, "k1", {"status": "succeeded"}, None, None)  # no id: the client cannot tell
+    ledger.record(op, 201, "k2", {"id": "pay_2", "amount": 2000, "currency": "USD"}, None, None)
+    ledger.close()
+    recs = list(ledger.records())
+    assert recs[0]["outcome"] == Outcome.UNKNOWN
+    assert recs[1]["outcome"] == "succeeded" and recs[1]["echoed_amount"] == 2000 and recs[1]["amount"] == 1999
 
 
 def test_unknown_outcome_is_resolved_by_idempotent_replay(sandbox):

@@ -1,29 +1,37 @@
 """The abstract user every suite class derives from: auth header, per-write Idempotency-Key,
-timeouts, URL grouping, and one way of judging a response (expected status and error code,
-optional body check) so every failure carries a short, categorised reason."""
+timeouts, the PaymentService and BankingAPI sessions, and one way of judging a response
+(expected status and error code, optional body check) so every failure carries a short,
+categorised reason.
+
+The HTTP of each operation (paths, bodies, statuses, parsing) belongs to the dialect binding
+``self.api`` (``apis/``, chosen by ``API_DIALECT``); a task decorated with :func:`needs` runs only
+when the binding has the capabilities it names."""
 
 from __future__ import annotations
 
 import itertools
 import random
-import secrets
 import time
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 from locust import FastHttpUser
-from locust.contrib.fasthttp import FAILURE_EXCEPTIONS
+from locust.contrib.fasthttp import FAILURE_EXCEPTIONS, FastHttpSession
 from locust.exception import CatchResponseError
 
+import apis
+from apis.base import Binding
+from apis.records import Capability, MoneyOp
 from config import auth_header, get_settings
-from data_generators import data_pool, mix64
+from data_generators import RUN_ID, data_pool, mix64
 from money.ledger import LEDGER
+from users import exercised  # noqa: F401 - the summary's api section; drops classes the API cannot run
 from users.retries import KeepAliveRetrySession  # also registers the connection_retries section
 
 settings = get_settings()
 _user_numbers = itertools.count()
-RUN_ID = secrets.token_hex(6)  # this process's run; workers of a distributed run each have their own
+__all__ = ["RUN_ID", "PaymentSuiteUser", "RecentItems", "needs"]
 
 # Failure reasons start with one of these tags; reporting groups failures by them. Reasons never
 # embed amounts or ids: Locust keeps one error row per distinct message. An unexpected status is
@@ -37,6 +45,22 @@ TIMEOUT, CONNECTION, SERVER_5XX, BAD_BODY, WRONG_ERROR = (
 )
 
 Check = Callable[[Any], str | None]  # returns a reason when the body is wrong
+
+
+def needs(*caps: Capability):
+    """Mark a task as needing these capabilities of the API: without them it does not run (and
+    the summary lists it as not exercised)."""
+
+    def mark(fn):
+        fn.needs = frozenset(caps)
+        return fn
+
+    return mark
+
+
+def runnable_tasks(tasks: list, binding: Binding) -> list:
+    """The tasks whose capabilities the binding has (Locust's weighted list, filtered)."""
+    return [t for t in tasks if binding.has(*getattr(t, "needs", ()))]
 
 
 class RecentItems:
@@ -88,7 +112,8 @@ def classify_transport_error(error: BaseException | None) -> str:
 
 
 class PaymentSuiteUser(FastHttpUser):
-    """Shared client behaviour of the suite's users. Subclasses call :meth:`call`."""
+    """Shared client behaviour of the suite's users. Subclasses call the binding (``self.api``),
+    which calls :meth:`call`."""
 
     abstract = True
     host = settings.payment_service_url
@@ -96,6 +121,7 @@ class PaymentSuiteUser(FastHttpUser):
     connection_timeout = min(settings.request_timeout, 5.0)
 
     def __init__(self, environment):
+        self.api: Binding = apis.current()
         # Per instance, before the client is built from it; the token never goes in a class attribute
         # that the web UI or a report could print.
         typed = getattr(environment.parsed_options, "auth_token", "") if environment.parsed_options else ""
@@ -107,15 +133,45 @@ class PaymentSuiteUser(FastHttpUser):
         # A request whose pooled connection the server closed unanswered is resent once, counted.
         self.client = KeepAliveRetrySession.adopt(self.client)
         self.client.client.cookiejar = None  # payment APIs authenticate by header: no cookie work per request
+        self._bank: FastHttpSession | None = None
+        self._probe_memory: dict[str, list] = {}
+        # Tasks whose operation this API lacks do not run (and do not fail).
+        self.tasks = runnable_tasks(type(self).tasks, self.api)
         self._fire = environment.events.request.fire
         self._context = self.context()
         self.user_number = next(_user_numbers)
         self.rng = random.Random(mix64(settings.data_seed, 0xA5, self.user_number))
         self._writes = 0
-        self.pool = data_pool()
+        self.pool = data_pool(run_scoped=self.api.has(Capability.MERCHANTS_ON_FIRST_USE))
 
     def wait_time(self) -> float:
         return self.rng.uniform(settings.min_wait_time, settings.max_wait_time) / 1000.0
+
+    @property
+    def bank(self) -> FastHttpSession:
+        """The BankingAPI session: a second host on the same user, reporting through the same
+        request event (Locust's way of one user talking to several hosts)."""
+        if self._bank is None:
+            session = FastHttpSession(
+                base_url=settings.banking_api_url,
+                request_event=self.environment.events.request,
+                user=self,
+                network_timeout=self.network_timeout,
+                connection_timeout=self.connection_timeout,
+                concurrency=self.concurrency,
+                headers=self.default_headers,
+                max_retries=self.max_retries,
+                max_redirects=self.max_redirects,
+            )
+            self._bank = KeepAliveRetrySession.adopt(session)
+            self._bank.client.cookiejar = None
+        return self._bank
+
+    def probe_memory(self) -> dict[str, list]:
+        return self._probe_memory
+
+    def record_money(self, op: MoneyOp, status: int, body: Any) -> None:
+        LEDGER.record(op, status, None, body)
 
     def idempotency_key(self) -> str:
         # Unique per run, not drawn from the seeded rng: a second run with the same seed against the
@@ -135,15 +191,20 @@ class PaymentSuiteUser(FastHttpUser):
         headers: dict | None = None,
         check: Check | None = None,
         write: bool | None = None,
-        money: tuple[str, dict] | None = None,
+        money: MoneyOp | None = None,
+        bank: bool = False,
     ) -> tuple[int, Any]:
         """One request judged against ``expect`` ({status: expected error code or None}).
 
         Returns (status, parsed body or None). Writes get a fresh Idempotency-Key unless the
-        caller passes one. ``money`` = (kind, op) records a money-moving
-        request in the ledger."""
+        caller passes one (and only where the API has idempotency keys). ``money`` records a
+        money-moving request in the ledger; ``bank`` sends it on the BankingAPI session."""
         hdrs = dict(headers) if headers else {}
-        if (write if write is not None else method != "GET") and "Idempotency-Key" not in hdrs:
+        if (
+            (write if write is not None else method != "GET")
+            and "Idempotency-Key" not in hdrs
+            and Capability.IDEMPOTENCY in self.api.capabilities
+        ):
             hdrs["Idempotency-Key"] = self.idempotency_key()
         if json is not None:
             data = orjson.dumps(json)
@@ -152,7 +213,7 @@ class PaymentSuiteUser(FastHttpUser):
         # The request is sent and reported here rather than through FastHttpSession.request's
         # catch_response context: no per-request context merge, header copy or context manager,
         # the same request event (one per request, with our verdict as its exception).
-        client = self.client
+        client = self.bank if bank else self.client
         url = client.base_url + path if path[:1] == "/" else client._build_url(path)
         started = time.time()
         t0 = time.perf_counter()
@@ -169,7 +230,7 @@ class PaymentSuiteUser(FastHttpUser):
                 body = orjson.loads(content)
             except orjson.JSONDecodeError:
                 body = None
-        reason = self._verdict(status, resp, body, expect, check, bool(content))
+        reason = self._verdict(status, resp, body, expect, check, bool(content), self.api.status_tags)
         self._fire(
             request_type=method,
             name=name,
@@ -182,36 +243,35 @@ class PaymentSuiteUser(FastHttpUser):
             url=url,
         )
         if money is not None:
-            # A 2xx whose body cannot be read leaves the client not knowing what happened: unknown.
-            seen = 0 if reason and reason.startswith(BAD_BODY) and 200 <= status < 300 else status
-            LEDGER.record(money[0], seen, hdrs.get("Idempotency-Key"), money[1], body, json, path)
+            # The binding reads the answer (a 2xx it cannot read leaves the outcome unknown); a body
+            # that failed a check is still what the server said, so the ledger judges it too.
+            LEDGER.record(money, status, hdrs.get("Idempotency-Key"), body, json, path)
         # Callers act on the body only when it passed: a wrong one never reaches their code.
         return status, (None if reason else body)
 
     @staticmethod
     def _verdict(
-        status: int, resp, body: Any, expect: dict[int, str | None], check: Check | None, has_content: bool = True
+        status: int,
+        resp,
+        body: Any,
+        expect: dict[int, str | None],
+        check: Check | None,
+        has_content: bool = True,
+        status_tags: dict[int, str] | None = None,
     ) -> str | None:
         if status == 0:
             return classify_transport_error(getattr(resp, "error", None))
         if status not in expect:
-            code = (
-                body.get("error", {}).get("code")
-                if isinstance(body, dict) and isinstance(body.get("error"), dict)
-                else None
-            )
+            code = _error_code(body)
             wanted = " or ".join(f"{s}{' ' + c if c else ''}" for s, c in expect.items())
             got = f"{status}{' ' + code if code else ''}"
-            return f"{unexpected_status_tag(status, any(s >= 400 for s in expect))} expected {wanted}, got {got}"
+            tag = (status_tags or {}).get(status) or unexpected_status_tag(status, any(s >= 400 for s in expect))
+            return f"{tag} expected {wanted}, got {got}"
         if has_content and body is None and resp.content:
             return f"{BAD_BODY} HTTP {status} body is not JSON"
         want_code = expect[status]
         if want_code is not None:
-            got_code = (
-                body.get("error", {}).get("code")
-                if isinstance(body, dict) and isinstance(body.get("error"), dict)
-                else None
-            )
+            got_code = _error_code(body)
             if got_code != want_code:
                 return f"{WRONG_ERROR} expected {status} {want_code}, got {status} {got_code}"
         if check is not None and settings.validate_responses:
@@ -224,8 +284,12 @@ class PaymentSuiteUser(FastHttpUser):
         return None
 
 
-def missing_fields(body: Any, *fields: str) -> str | None:
+def _error_code(body: Any) -> str | None:
+    """The error code of an error body: ``error.code`` (api-contract.md), or a string ``error``
+    (``{"error": "validation_error", ...}``) where a dialect puts it there."""
     if not isinstance(body, dict):
-        return "body is not an object"
-    absent = [f for f in fields if f not in body]
-    return f"missing {', '.join(absent)}" if absent else None
+        return None
+    error = body.get("error")
+    if isinstance(error, dict):
+        return error.get("code")
+    return error if isinstance(error, str) else None

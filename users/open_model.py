@@ -50,6 +50,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from locust.stats import RequestStats, StatsEntry
 from locust.user.users import LOCUST_STATE_STOPPING
 
+import apis
 from config import get_settings, parse_rate_stages
 from reporting.sections import RunContext, Section, register
 from reporting.thresholds import ThresholdError, load_operations, register_figures
@@ -758,8 +759,6 @@ class BurstUser(User):
     def burst(self) -> None:
         if BURST.started is not None:  # one burst per run
             raise StopUser()
-        from users import payment_api as api
-
         cls = resolve_class(self.environment, "PaymentServiceUser")
         BURST.total, BURST.concurrency = settings.total, settings.concurrency
         pool = ActorPool(self.environment, cls, BURST.concurrency)
@@ -770,7 +769,7 @@ class BurstUser(User):
             while BURST.claim():
                 _OP.set([time.perf_counter(), "burst"])
                 try:
-                    api.make_payment(actor)
+                    actor.api.pay(actor)
                 except gevent.GreenletExit:
                     raise
                 except Exception as exc:
@@ -849,7 +848,8 @@ class BurstSection(Section):
                 operations.append(
                     {"operation": name, "metric": metric, "limit": limit, "actual": actual, "pass": passed}
                 )
-        payments = [s for s in BURST.samples if s[0] in ("POST /payments", "POST /pay")]
+        names = apis.current().payment_names
+        payments = [s for s in BURST.samples if s[0] in names]
         data = {
             "total": BURST.total,
             "concurrency": BURST.concurrency,

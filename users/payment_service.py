@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from locust import tag, task
 
-from users import payment_api as api
-from users.base import PaymentSuiteUser, RecentItems, settings
-
-ALIAS_SHARE = 0.1  # share of payments sent to the seed-001 alias POST /pay
+from apis.records import Capability, KnownPayment
+from users.base import PaymentSuiteUser, RecentItems, needs, settings
 
 
 class PaymentServiceUser(PaymentSuiteUser):
@@ -18,52 +16,57 @@ class PaymentServiceUser(PaymentSuiteUser):
         self.payments = RecentItems(settings.id_store_size)
         self.merchants: list[str] = []
 
-    def _remember(self, payment: api.KnownPayment | None) -> api.KnownPayment | None:
+    def _remember(self, payment: KnownPayment | None) -> KnownPayment | None:
         if payment is not None:
             self.payments.add(payment)
             if payment.merchant_id not in self.merchants:
                 self.merchants.append(payment.merchant_id)
         return payment
 
-    def _known_payment(self, refundable: bool = False) -> api.KnownPayment | None:
+    def _known_payment(self, refundable: bool = False) -> KnownPayment | None:
         """A payment of this run to follow up on; made first (as a setup request) if none is kept."""
         accept = (lambda p: p.refundable > 0) if refundable else None
         found = self.payments.pick(self.rng, accept)
-        return found or self._remember(api.make_payment(self, name="POST /payments (setup)"))
+        return found or self._remember(self.api.pay(self, setup=True))
 
     @tag("payments")
     @task(70)
+    @needs(Capability.PAYMENTS)
     def process_payment(self) -> None:
-        path = "/pay" if self.rng.random() < ALIAS_SHARE else "/payments"
-        if settings.simulate_failures and self.rng.random() < settings.card_decline_rate:
-            api.make_payment(self, path=path, decline=self.pool.decline_card(self.rng))
-        else:
-            self._remember(api.make_payment(self, path=path))
+        decline = (
+            settings.simulate_failures
+            and self.api.has(Capability.DECLINE_CARDS)
+            and self.rng.random() < settings.card_decline_rate
+        )
+        self._remember(self.api.pay(self, decline=decline, mix=True))
 
     @tag("refunds")
     @task(10)
+    @needs(Capability.REFUNDS)
     def process_refund(self) -> None:
         payment = self._known_payment(refundable=True)
         if payment is None:
             return
-        partial = payment.refundable > 1 and self.rng.random() < 0.5
-        api.refund(self, payment, self.rng.randint(1, payment.refundable - 1) if partial else None)
+        partial = payment.refundable > 1 and self.rng.random() < 0.5 and self.api.has(Capability.PARTIAL_REFUNDS)
+        self.api.refund(self, payment, self.rng.randint(1, payment.refundable - 1) if partial else None)
 
     @tag("reads")
     @task(15)
+    @needs(Capability.LOOKUP)
     def transaction_status(self) -> None:
         payment = self._known_payment()
         if payment is not None:
-            api.lookup(self, payment)
+            self.api.lookup(self, payment)
 
     @tag("reads")
     @task(3)
+    @needs(Capability.MERCHANT_LISTING)
     def merchant_transactions(self) -> None:
         if not self.merchants and self._known_payment() is None:
             return
-        api.list_merchant_transactions(self, self.rng.choice(self.merchants))
+        self.api.list_transactions(self, self.rng.choice(self.merchants))
 
     @tag("health")
     @task(2)
     def health_check(self) -> None:
-        api.health(self)
+        self.api.health(self)

@@ -15,8 +15,8 @@ from geventhttpclient import HTTPClient
 from geventhttpclient.url import URL
 from locust import task
 
-from users import payment_api as api
-from users.base import RUN_ID, PaymentSuiteUser, settings
+from apis.records import Capability
+from users.base import RUN_ID, PaymentSuiteUser, needs, settings
 
 RACE_WIDTH = settings.race_width
 
@@ -64,31 +64,24 @@ class RefundRaceUser(RaceUser):
     """Concurrent full refunds (exactly one may win) and partial refunds (never beyond the capture)."""
 
     @task
+    @needs(Capability.PAYMENTS, Capability.REFUNDS)
     def refund_race(self) -> None:
-        payment = api.make_payment(self, merchant=self.race_merchant(), name="race: POST /payments (setup)")
+        payment = self.api.pay(self, merchant=self.race_merchant(), setup=True, race="refund")
         if payment is None:
             return
-        full = self.rng.random() < 0.5
+        full = not self.api.has(Capability.PARTIAL_REFUNDS) or self.rng.random() < 0.5
         share = None if full else max(1, payment.amount // 3)
         started = time.perf_counter()
+        amount = payment.amount
 
-        def one(_i: int) -> int:
-            status, _ = self.call(
-                "POST",
-                f"/payments/{payment.id}/refunds",
-                name="race: POST /payments/[id]/refunds",
-                json={} if full else {"amount": share},
-                expect={201: None, 409: None},  # the loser gets 409 (the contract names no code for it)
-                money=api.refund_op(payment, share, race="refund"),
-            )
-            return status
+        def one(_i: int) -> bool:
+            return self.api.refund(self, payment, share, race="refund", contended=True)
 
-        codes = self.fan_out(one)
-        wins = codes.count(201)
-        refunded = payment.amount if full and wins else wins * (share or 0)
+        wins = self.fan_out(one).count(True)
+        refunded = amount if full and wins else wins * (share or 0)
         if full and wins != 1:
             problem = f"{wins} full refunds of one payment succeeded"
-        elif refunded > payment.amount:
+        elif refunded > amount:
             problem = f"{wins} partial refunds moved more than was captured"  # no amounts: one error row
         else:
             problem = None
@@ -96,49 +89,20 @@ class RefundRaceUser(RaceUser):
 
 
 class CaptureRaceUser(RaceUser):
-    """Concurrent captures of one authorization: exactly one 201, the rest 409 already_captured."""
-
-    host = settings.banking_api_url
-
-    def __init__(self, environment):
-        self.host = settings.banking_api_url
-        super().__init__(environment)
+    """Concurrent captures of one authorization: exactly one wins, the rest are refused."""
 
     @task
+    @needs(Capability.BANK_AUTHORIZE, Capability.BANK_CAPTURE, Capability.BANK_STATEFUL)
     def capture_race(self) -> None:
-        merchant = self.race_merchant()
-        body = self.pool.payment(self.rng, merchant=merchant)
-        auth_body = {k: body[k] for k in ("amount", "currency", "card", "merchant_id")}
-        status, auth = self.call(
-            "POST",
-            "/v1/authorizations",
-            name="race: POST /v1/authorizations (setup)",
-            json=auth_body,
-            expect={201: None},
-            money=(
-                "authorization",
-                {"amount": body["amount"], "currency": body["currency"], "merchant_id": merchant.id, "race": "capture"},
-            ),
-        )
-        if status != 201 or not isinstance(auth, dict):
+        auth = self.api.authorize(self, merchant=self.race_merchant(), setup=True, race="capture")
+        if auth is None:
             return
         started = time.perf_counter()
 
-        def one(_i: int) -> int:
-            code, _ = self.call(
-                "POST",
-                f"/v1/authorizations/{auth['id']}/capture",
-                name="race: POST /v1/authorizations/[id]/capture",
-                json={"amount": body["amount"]},
-                expect={201: None, 409: None},  # the loser gets 409 (the contract names no code for it)
-                money=(
-                    "capture",
-                    {"amount": body["amount"], "merchant_id": merchant.id, "parent": auth["id"], "race": "capture"},
-                ),
-            )
-            return code
+        def one(_i: int) -> bool:
+            return self.api.capture(self, auth, auth.amount, race="capture", contended=True) is not None
 
-        wins = self.fan_out(one).count(201)
+        wins = self.fan_out(one).count(True)
         self.report(
             "race: captures of one authorization",
             started,
@@ -151,31 +115,25 @@ class IdempotencyStormUser(RaceUser):
     timeout: one payment, one id, whatever the interleaving."""
 
     @task
+    @needs(Capability.PAYMENTS, Capability.IDEMPOTENCY)
     def storm(self) -> None:
-        body = self.pool.payment(self.rng, merchant=self.race_merchant())
+        merchant = self.race_merchant()
         key = self.idempotency_key()
         started = time.perf_counter()
+        # Every request of the storm sends the very same body: the rng that builds it is re-seeded.
+        seed = self.rng.getrandbits(64)
 
-        def one(_i: int) -> tuple[int, str | None]:
-            status, resp = self.call(
-                "POST",
-                "/payments",
-                name="race: POST /payments (same Idempotency-Key)",
-                json=body,
-                headers={"Idempotency-Key": key},
-                expect={201: None, 409: None},  # in flight: the contract names no code
-                money=api.payment_op(body, race="storm"),
-            )
-            return status, resp.get("id") if status == 201 and isinstance(resp, dict) else None
+        def one(_i: int) -> str | None:
+            payment = self.api.pay(self, merchant=merchant, race="storm", key=key, contended=True, rng_seed=seed)
+            return payment.id if payment else None
 
-        results = [r for r in self.fan_out(one) if r]
-        ids = {pid for _, pid in results if pid}
+        ids = {pid for pid in self.fan_out(one) if pid}
         # Whoever lost the race retries, as a client would, until the key's result is final.
         for _ in range(20):
             if ids:
                 break
             gevent.sleep(0.05)
-            status, pid = one(0)
+            pid = one(0)
             if pid:
                 ids.add(pid)
         problem = None if len(ids) == 1 else f"one Idempotency-Key gave {len(ids)} payments"
@@ -184,10 +142,12 @@ class IdempotencyStormUser(RaceUser):
 
     def retry_after_timeout(self) -> None:
         """The client gives up before the answer (timeout), then retries with the same key."""
-        body = self.pool.payment(self.rng, merchant=self.race_merchant())
+        merchant = self.race_merchant()
         key = self.idempotency_key()
+        seed = self.rng.getrandbits(64)
+        path, body = self.api.payment_request(self, merchant=merchant, rng_seed=seed)
         started = time.perf_counter()
-        url = URL(self.host.rstrip("/") + "/payments")
+        url = URL(self.host.rstrip("/") + path)
         hasty = HTTPClient.from_url(url, network_timeout=0.001, connection_timeout=1.0)
         headers = {**self.default_headers, "Content-Type": "application/json", "Idempotency-Key": key}
         try:
@@ -199,17 +159,9 @@ class IdempotencyStormUser(RaceUser):
             hasty.close()
         ids = set()
         for _ in range(40):
-            status, resp = self.call(
-                "POST",
-                "/payments",
-                name="race: POST /payments (retry after timeout)",
-                json=body,
-                headers={"Idempotency-Key": key},
-                expect={201: None, 409: None},  # in flight: the contract names no code
-                money=api.payment_op(body, race="retry"),
-            )
-            if status == 201 and isinstance(resp, dict):
-                ids.add(resp["id"])
+            payment = self.api.pay(self, merchant=merchant, race="retry", key=key, contended=True, rng_seed=seed)
+            if payment is not None:
+                ids.add(payment.id)
                 if len(ids) > 1 or self.rng.random() < 0.5:
                     break
                 continue  # one more replay must return the same id

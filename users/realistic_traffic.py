@@ -4,16 +4,15 @@
 - power: frequent payments and status checks, refunds some (``REFUND_PROBABILITY``);
 - business: a merchant's back office: transaction listings, reports, bank settlements.
 
-Shares come from ``PERSONA_SHARES``; think times scale with ``THINK_TIME_SCALE``."""
+Shares come from ``PERSONA_SHARES``; think times scale with ``THINK_TIME_SCALE``. A step whose
+operation the API lacks is skipped (a business user of an API without listings still reports)."""
 
 from __future__ import annotations
 
-from datetime import date
-
 from locust import tag, task
 
-from users import payment_api as api
-from users.base import PaymentSuiteUser, RecentItems, settings
+from apis.records import Capability, KnownPayment
+from users.base import PaymentSuiteUser, RecentItems, needs, settings
 
 # persona -> think time range in seconds (before THINK_TIME_SCALE)
 THINK_TIMES = {"casual": (8.0, 30.0), "power": (1.0, 4.0), "business": (3.0, 10.0)}
@@ -39,61 +38,58 @@ class RealisticTrafficUser(PaymentSuiteUser):
         low, high = THINK_TIMES[self.persona]
         return self.rng.uniform(low, high) * settings.think_time_scale
 
-    def _pay(self) -> api.KnownPayment | None:
-        if settings.simulate_failures and self.rng.random() < settings.card_decline_rate:
-            api.make_payment(self, customer=self.customer, decline=self.pool.decline_card(self.rng))
+    def _pay(self) -> KnownPayment | None:
+        if (
+            settings.simulate_failures
+            and self.api.has(Capability.DECLINE_CARDS)
+            and self.rng.random() < settings.card_decline_rate
+        ):
+            self.api.pay(self, customer=self.customer, decline=True)
             return None
-        payment = api.make_payment(self, customer=self.customer)
+        payment = self.api.pay(self, customer=self.customer)
         if payment:
             self.payments.add(payment)
         return payment
 
     @tag("realistic")
     @task
+    @needs(Capability.PAYMENTS)
     def act(self) -> None:
         getattr(self, f"_{self.persona}")()
 
     def _casual(self) -> None:
         payment = self._pay()
-        if payment and self.rng.random() < 0.3:
-            api.lookup(self, payment)
+        if payment and self.api.has(Capability.LOOKUP) and self.rng.random() < 0.3:
+            self.api.lookup(self, payment)
 
     def _power(self) -> None:
         roll = self.rng.random()
-        if roll < 0.55 or not len(self.payments):
+        if roll < 0.55 or not len(self.payments) or not self.api.has(Capability.LOOKUP):
             payment = self._pay()
-            if payment and self.rng.random() < settings.refund_probability:
-                partial = payment.amount > 1 and self.rng.random() < 0.5
-                api.refund(self, payment, self.rng.randint(1, payment.amount - 1) if partial else None)
+            if payment and self.api.has(Capability.REFUNDS) and self.rng.random() < settings.refund_probability:
+                partial = payment.amount > 1 and self.rng.random() < 0.5 and self.api.has(Capability.PARTIAL_REFUNDS)
+                self.api.refund(self, payment, self.rng.randint(1, payment.amount - 1) if partial else None)
         else:
             payment = self.payments.pick(self.rng)
             if payment:
-                api.lookup(self, payment)
+                self.api.lookup(self, payment)
 
     def _business(self) -> None:
         if not len(self.payments):  # the shop needs at least one sale of its own to report on
-            payment = api.make_payment(
-                self, merchant=self.merchant, customer=self.customer, name="POST /payments (setup)"
-            )
+            payment = self.api.pay(self, merchant=self.merchant, customer=self.customer, setup=True)
             if payment:
                 self.payments.add(payment)
             return
-        roll = self.rng.random()
-        if roll < 0.5:
-            api.list_merchant_transactions(self, self.merchant.id, max_pages=3)
-        elif roll < 0.8:
-            api.generate_report(self, self.merchant.id)
-        else:
-            self._settlement()
+        steps = [
+            (0.5, Capability.MERCHANT_LISTING, lambda: self.api.list_transactions(self, self.merchant.id, max_pages=3)),
+            (0.3, Capability.REPORT, lambda: self.api.report(self, self.merchant.id)),
+            (0.2, Capability.BANK_SETTLEMENT, self._settlement),
+        ]
+        offered = [(share, step) for share, cap, step in steps if self.api.has(cap)]
+        if not offered:
+            self._pay()  # an API with none of the back-office operations: the shop keeps selling
+            return
+        self.rng.choices([s for _, s in offered], [w for w, _ in offered])[0]()
 
     def _settlement(self) -> None:
-        url = (
-            f"{settings.banking_api_url}/v1/settlements?date={date.today().isoformat()}&merchant_id={self.merchant.id}"
-        )
-        self.call(
-            "GET",
-            url,
-            name="GET /v1/settlements (business)",
-            expect={200: None},
-            check=lambda b: None if isinstance(b, dict) and "net" in b else "missing net",
-        )
+        self.api.settlement(self, self.merchant.id, by="business")
