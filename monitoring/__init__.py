@@ -36,7 +36,7 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...], str]] = {
         "count",
         "payment",
         ("outcome", "currency", "decline_code"),
-        "Payments by outcome: approved, declined (with decline_code), failed, unknown",
+        "Payments by outcome: approved, declined (with decline_code), rejected (fraud), failed, unknown",
     ),
     f"{PREFIX}.payments.volume": ("count", "minor unit", ("currency",), "Approved payment amounts, minor units"),
     f"{PREFIX}.authorizations": (
@@ -69,5 +69,3 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...], str]] = {
 
 # Emitted but deliberately left off the dashboard (run starts and ends are events as well).
 NOT_CHARTED = frozenset({f"{PREFIX}.runs"})
-
-DIALECT = "contract"  # the API dialect the suite speaks (only the contract's, for now)

@@ -13,8 +13,9 @@ from typing import Any, Protocol
 
 import gevent
 
+import apis
 from money.reconcile import MISMATCHES
-from monitoring import DIALECT, PREFIX
+from monitoring import PREFIX
 
 log = logging.getLogger("suite.metrics")
 
@@ -30,7 +31,13 @@ _IDS = re.compile(r"\b(?:pay|re|auth|cap|bre|mer_race|cus|lt)_[A-Za-z0-9_-]+|\b\
 _TAG_UNSAFE = re.compile(r"[^\w\-:/.]")
 _CODE = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _CURRENCY = re.compile(r"[A-Za-z]{3}")
-_OUTCOME = {"succeeded": "approved", "declined": "declined", "failed": "failed", "unknown": "unknown"}
+_OUTCOME = {
+    "succeeded": "approved",
+    "declined": "declined",
+    "rejected": "rejected",  # a fraud rejection (baseline dialect)
+    "failed": "failed",
+    "unknown": "unknown",
+}
 
 
 class Backend(Protocol):
@@ -97,7 +104,7 @@ class Collector:
     def configure(self, role: str, constant: dict[str, str]) -> None:
         """Set the common tags (profile, run id, worker, ...) and forget every cached tag set."""
         self.role = role
-        self.constant = {"dialect": DIALECT, "role": role, **constant}
+        self.constant = {"dialect": apis.current().name, "role": role, **constant}  # API_DIALECT's binding
         self.backend.set_constant_tags(self.constant)
         self._request_tags.clear()
         self._error_tags.clear()

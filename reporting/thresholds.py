@@ -29,15 +29,27 @@ CORRECTED_METRICS = tuple(f"{p}_corrected_ms" for p in ("p50", "p95", "p99", "p9
 METRICS = ("p50_ms", "p95_ms", "p99_ms", "max_ms", "error_rate", "min_rps", *CORRECTED_METRICS)
 # The burst profile's per-operation targets ([operations."NAME"]); seed 004's by default.
 OPERATION_METRICS = ("p50_ms", "p95_ms", "p99_ms", "max_ms", "min_rps", "max_error_rate")
+# Defaults for "the payment" apply to the request names of plain payments in the run's dialect
+# (``payment_names`` of the binding: ``POST /payments`` and ``POST /pay`` for the contract).
+PAYMENT = "payment"
 OPERATION_DEFAULTS: dict[str, dict[str, float]] = {
-    "POST /payments": {"p95_ms": 150, "min_rps": 1000, "max_error_rate": 0.001},
+    PAYMENT: {"p95_ms": 150, "min_rps": 1000, "max_error_rate": 0.001},
 }
 # Seed 001: p50 < 100 ms, p95 < 500 ms, errors < 1 %; seed 002: payments p95 <= 300, p99 <= 500.
 DEFAULTS: dict[str, dict[str, float]] = {
     "global": {"p50_ms": 100, "p95_ms": 500, "error_rate": 0.01},
-    "POST /payments": {"p95_ms": 300, "p99_ms": 500},
-    "POST /pay": {"p95_ms": 300, "p99_ms": 500},
+    PAYMENT: {"p95_ms": 300, "p99_ms": 500},
 }
+
+
+def _by_payment_names(table: dict[str, dict[str, float]], first_only: bool = False) -> dict[str, dict[str, float]]:
+    import apis
+
+    names = apis.current().payment_names[:1] if first_only else apis.current().payment_names
+    out = {scope: dict(values) for scope, values in table.items() if scope != PAYMENT}
+    for name in names:
+        out.setdefault(name, dict(table[PAYMENT]))
+    return out
 
 
 _LATENCY_BASIS = {"basis": "service"}
@@ -51,7 +63,7 @@ def use_corrected_defaults() -> None:
 
 
 def _defaults() -> dict[str, dict[str, float]]:
-    table = {scope: dict(values) for scope, values in DEFAULTS.items()}
+    table = _by_payment_names(DEFAULTS)
     if _LATENCY_BASIS["basis"] == "corrected":
         for values in table.values():
             for metric in [m for m in values if m in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]:
@@ -142,7 +154,7 @@ def load_operations(path: str | Path | None = None) -> dict[str, dict[str, float
         except tomllib.TOMLDecodeError as exc:
             raise ThresholdError(f"SLO_FILE={str(path)!r}: not valid TOML ({exc})") from None
     if not data:
-        return {name: dict(values) for name, values in OPERATION_DEFAULTS.items()}
+        return _by_payment_names(OPERATION_DEFAULTS, first_only=True)
     out: dict[str, dict[str, float]] = {}
     for name, values in data.items():
         if not isinstance(values, dict):

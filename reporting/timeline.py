@@ -41,6 +41,7 @@ import locust.stats
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
+import apis
 import options
 from reporting.run import RUN
 from reporting.sections import RunContext, Section, register
@@ -387,7 +388,10 @@ class TimelineSection(Section):
             "started_at": round(started_at, 3),
             "duration_s": round(ended_at - started_at, 2),
             "steady": window,
-            "money_endpoints": [n for n in MONEY_ENDPOINTS if n in endpoints],
+            # the contract's money endpoints, and the payment requests of the run's dialect
+            "money_endpoints": [
+                n for n in dict.fromkeys((*apis.current().payment_names, *MONEY_ENDPOINTS)) if n in endpoints
+            ],
             "t": t,
             "span": span,
             "users": users,

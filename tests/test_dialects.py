@@ -172,11 +172,11 @@ def baseline():
     box.stop()
 
 
-def _clean(r, summary, dialect: str) -> None:
+def _clean(r, summary, dialect: str, money: tuple[str, ...] = ("reconciled",)) -> None:
     assert r.returncode == 0, (summary["reasons"], summary["errors"][:5], r.stderr[-1500:])
     assert summary["totals"]["failures"] == 0 and summary["totals"]["requests"] > 100
     assert summary["api"]["dialect"] == dialect
-    assert summary["money"]["enabled"] and summary["money"]["status"] == "reconciled", summary["money"]
+    assert summary["money"]["enabled"] and summary["money"]["status"] in money, summary["money"]
 
 
 @pytest.mark.parametrize("profile", ["smoke", "failures", "race"])
@@ -208,7 +208,8 @@ def test_ecosystem_refunds_beyond_the_capture_fail_the_verdict(tmp_path, profile
 @pytest.mark.parametrize("profile", ["smoke", "failures"])
 def test_baseline_profiles_pass_with_zero_unexpected_failures(baseline, tmp_path, profile):
     r, summary = _run(baseline, tmp_path, profile, "baseline")
-    _clean(r, summary, "baseline")
+    # failures: its only approvals are the fraud probe card's, past the limit after the first round
+    _clean(r, summary, "baseline", ("reconciled", "nothing to check") if profile == "failures" else ("reconciled",))
     assert "server lookups" in summary["money"]["not_checked"]
     if profile == "smoke":
         assert "BankingAPIUser" in summary["api"]["classes_not_run"]
@@ -236,3 +237,55 @@ def test_baseline_approval_echoing_another_amount_fails_the_verdict(tmp_path):
     assert money["status"] == "mismatch" and money["counts"]["amount_mismatch"] > 0, money["counts"]
     assert any(reason.startswith("money:") and "confirmed" in reason for reason in summary["reasons"])
     assert "**MISMATCH**" in (tmp_path / "reports" / "smoke-summary.md").read_text()
+
+
+# --- pre-flight per dialect -----------------------------------------------------------------------
+
+
+def _preflight(env: dict) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "preflight.py", "--profile", "smoke"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_preflight_checks_the_dialects_own_health_and_services(baseline):
+    # baseline has no BankingAPI: an unreachable bank URL does not matter
+    r = _preflight(
+        {
+            "API_DIALECT": "baseline",
+            "PAYMENT_SERVICE_URL": baseline.payment_url,
+            "BANKING_API_URL": "http://127.0.0.1:9",
+        }
+    )
+    assert r.returncode == 0, r.stderr
+    # the contract reads the baseline's health answer as not healthy ("status" is not "ok")
+    r = _preflight({"PAYMENT_SERVICE_URL": baseline.payment_url, "BANKING_API_URL": baseline.bank_url})
+    assert r.returncode == 3 and "does not say it is healthy" in r.stderr
+
+
+def test_the_sandbox_is_started_for_the_contract_only():
+    """The runner starts the sandbox when pre-flight exits 10: only where the targets are the
+    sandbox's default ports and the dialect is the contract (the sandbox speaks nothing else)."""
+    from preflight import SANDBOX_PORTS, port_in_use
+
+    if any(port_in_use(p) for p in SANDBOX_PORTS.values()):
+        pytest.skip("something listens on the sandbox's default ports")
+    env = {"PAYMENT_SERVICE_URL": "http://127.0.0.1:8000", "BANKING_API_URL": "http://127.0.0.1:1080"}
+    assert _preflight(env).returncode == 10
+    r = _preflight({**env, "API_DIALECT": "ecosystem"})
+    assert (
+        r.returncode == 3 and "target unreachable: PaymentService" in r.stderr and "API_DIALECT=ecosystem" in r.stderr
+    )
+
+
+def test_a_fraud_rejection_is_its_own_failure_category():
+    code = "from reporting.summary import categorize; print(categorize('[fraud rejected] expected 200, got 402'))"
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip() == "fraud_rejected", r.stderr[-500:]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import time
 
 import pytest
 
@@ -12,7 +15,7 @@ from apis.records import Outcome
 from money.ledger import Ledger
 from money.reconcile import Servers, resolve_unknown
 from tests.helpers import TOKEN, Sandbox, payment_body
-from tests.test_runner import run, target_env
+from tests.test_runner import RUNNER, run, target_env
 
 
 def test_contract_outcomes_by_status():
@@ -193,3 +196,65 @@ def test_a_full_refund_resolved_by_replay_counts_what_it_refunded(answer):
     result = reconcile(_records(pay, partial), [{**full, "request": {}}], _ReplayingServers(server, answer), None, [])
     assert result["status"] == "reconciled", result
     assert result["counts"]["matched"] == 1 and result["counts"]["unknown_resolved_by_replay"] == 1
+
+
+class _SettlingBinding:
+    """A stateful bank whose settlement figures come from a dict (merchant -> (captured, refunded))."""
+
+    from apis.records import Capability as _C
+
+    capabilities = frozenset({_C.BANK_SETTLEMENT, _C.BANK_STATEFUL})
+
+    def __init__(self, figures: dict):
+        self.figures = figures
+
+    def has(self, *caps):
+        return all(c in self.capabilities for c in caps)
+
+    def settlement_figures(self, http, day, merchant_id):
+        return self.figures.get(merchant_id)
+
+
+def _settle(merchant: str, bank_now: tuple[int, int], start: dict):
+    from money.reconcile import Expected, Findings, check_settlements
+
+    state = Expected()
+    state.bank[merchant] = [1000, 200, 0]  # this run captured 1000 and refunded 200
+    found = Findings()
+    check_settlements(state, found, _SettlingBinding({merchant: bank_now}), None, start, ["2026-11-23"])
+    return found
+
+
+def test_settlements_of_the_runs_own_merchants_are_exact():
+    mine = "mer_runabc123_00001"
+    assert _settle(mine, (1000, 200), {}).counts["bank_settlement_matched"] == 1
+    found = _settle(mine, (1500, 200), {})  # someone else's money on a merchant only this run uses
+    assert found.counts["bank_settlement_mismatch"] == 1 and "exact" in found.checks["bank settlements"]
+
+
+def test_shared_merchants_are_checked_as_a_lower_bound():
+    """Other traffic may add to a shared merchant; the bank showing less than this run moved is a bug."""
+    shared = "mer_2a_00001"
+    start = {shared: (5000, 0)}
+    found = _settle(shared, (5000 + 1000 + 777, 200 + 50), start)
+    assert found.counts["bank_settlement_matched"] == 1 and "at least" in found.checks["bank settlements"]
+    found = _settle(shared, (5000 + 900, 200), start)
+    assert found.counts["bank_settlement_mismatch"] == 1 and "shared merchant" in found.problems[0]
+
+
+def test_two_runs_at_once_on_one_sandbox_do_not_fail_each_other(sandbox, tmp_path):
+    """Each run's merchants are its own: a run and a second one started during it both reconcile."""
+    env = target_env(sandbox, tmp_path / "a", RUN_TIME="14s", MIN_WAIT_TIME="0", MAX_WAIT_TIME="20")
+    first = subprocess.Popen(
+        [RUNNER, "smoke"], env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        time.sleep(4)
+        r2 = run("smoke", env=target_env(sandbox, tmp_path / "b", RUN_TIME="6s", MIN_WAIT_TIME="0", MAX_WAIT_TIME="20"))
+        _, err1 = first.communicate(timeout=180)
+    finally:
+        first.kill()
+    for folder, code, err in (("a", first.returncode, err1), ("b", r2.returncode, r2.stderr)):
+        money = json.loads((tmp_path / folder / "reports" / "smoke-summary.json").read_text())["money"]
+        assert code == 0 and money["status"] == "reconciled", (folder, money, err[-1500:])
+        assert money["counts"]["bank_settlement_matched"] > 0 and "exact" in money["checks"]["bank settlements"]
