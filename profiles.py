@@ -30,9 +30,7 @@ COMMANDS = {
     "compare": "compare the last run of <profile> with its last passing run",
     "history": "the trend of past runs ([profile]): prints it and writes REPORT_DIR/history.html",
     "docker": "distributed run in Docker: master + 2 workers (docker-compose.locust.yml)",
-    "docker-volume": "compose profile volume-test (the volume profile in Docker)",
-    "docker-banking": "compose profile banking-test (the banking profile in Docker)",
-    "docker-failures": "compose profile failure-test (the failures profile in Docker)",
+    # docker-<profile> for each profile with a `compose` entry: see docker_commands()
     "stop-docker": "stop every compose service of the suite",
     "master": "master <profile>: the profile's master for workers on other machines (MASTER_BIND_HOST, MASTER_PORT); "
     "waits for EXPECT_WORKERS (default WORKERS) and writes the reports",
@@ -158,12 +156,33 @@ def load(path: Path = TABLE) -> dict[str, Profile]:
         raise ProfileError(f"{path.name}: cannot read the profile table ({exc})") from None
     profiles = {}
     for name, raw in data.items():
-        if name in COMMANDS:
+        if name in COMMANDS or name.startswith(DOCKER_PREFIX):
             raise ProfileError(f"{path.name} [{name}]: the name is a runner command")
         if not isinstance(raw, dict):
             raise ProfileError(f"{path.name}: {name} is not a [table]")
         profiles[name] = _profile(name, raw, path)
     return profiles
+
+
+DOCKER_PREFIX = "docker-"
+
+
+def docker_commands(profiles: dict[str, Profile]) -> dict[str, str]:
+    """``docker-<profile>`` for every profile the compose file runs (its ``compose`` entry)."""
+    return {
+        f"{DOCKER_PREFIX}{p.name}": f"compose profile {p.compose} (the {p.name} profile in Docker)"
+        for p in profiles.values()
+        if p.compose
+    }
+
+
+def compose_profile(command: str, profiles: dict[str, Profile]) -> str:
+    """The compose profile a ``docker-<profile>`` command runs."""
+    name = command.removeprefix(DOCKER_PREFIX)
+    if command not in docker_commands(profiles):
+        with_compose = " ".join(docker_commands(profiles))
+        raise ProfileError(f"no compose profile for '{name}' (docker commands: docker {with_compose})")
+    return profiles[name].compose or ""
 
 
 def _rate(value: float) -> str:
@@ -175,7 +194,7 @@ def usage(profiles: dict[str, Profile]) -> str:
     for p in profiles.values():
         lines.append(f"  {p.name:<12} {p.description:<66} ({p.users} users, {_rate(p.spawn_rate)}/s, {p.run_time})")
     lines += ["", "Other commands:"]
-    lines += [f"  {name:<16} {text}" for name, text in COMMANDS.items()]
+    lines += [f"  {name:<16} {text}" for name, text in {**COMMANDS, **docker_commands(profiles)}.items()]
     lines += [
         "",
         "Overrides (environment or .env): USERS, SPAWN_RATE, RUN_TIME (e.g. 90s, 5m, 1h30m; a cap for shaped",
@@ -342,8 +361,10 @@ def main(argv: list[str] | None = None) -> int:
             print(markdown(profiles))
         elif what == "help":
             print(usage(profiles))
+        elif what == "compose":
+            print(compose_profile(args[0] if args else "", profiles))
         else:
-            raise ProfileError(f"unknown subcommand '{what}' (list, names, markdown, help, plan)")
+            raise ProfileError(f"unknown subcommand '{what}' (list, names, markdown, help, plan, compose)")
     except ProfileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_EXIT

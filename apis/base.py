@@ -209,6 +209,38 @@ def label(request: str, *, setup: bool = False, race: str | None = None, decline
     return ("race: " if race else "") + request + (" (setup)" if setup else "") + (" (declined)" if declined else "")
 
 
+def auth_probes(write_path: str, body: Callable[[Client], dict], read_path: str) -> list[Probe]:
+    """The two 401 probes every authenticated API has: a write without a token, a read with a
+    wrong one (only the status is checked: pages word their 401 bodies differently)."""
+
+    def no_token(c: Client) -> None:
+        c.call(
+            "POST",
+            write_path,
+            name="expect 401: no token",
+            json=body(c),
+            headers={"Authorization": ""},
+            expect={401: None},
+        )
+
+    def wrong_token(c: Client) -> None:
+        headers = {"Authorization": "Bearer not-the-token"}
+        c.call("GET", read_path, name="expect 401: wrong token", headers=headers, expect={401: None})
+
+    return [Probe("no token", 2, no_token), Probe("wrong token", 2, wrong_token)]
+
+
+def unknown_id_probe(scenario: str, weight: int, method: str, path: str, status: int) -> Probe:
+    """A request about an id that does not exist (``{id}`` in ``path``), expecting ``status``."""
+
+    def run(c: Client) -> None:
+        body = {} if method == "POST" else None
+        target = path.format(id=f"missing{c.rng.getrandbits(32):08x}")
+        c.call(method, target, name=f"expect {status}: {scenario}", json=body, expect={status: None})
+
+    return Probe(scenario, weight, run)
+
+
 def remember(c: Client, key: str, item: Any, cap: int = 50) -> None:
     """Keep ``item`` in the user's probe memory under ``key``, the newest ``cap`` only."""
     kept = c.probe_memory().setdefault(key, [])

@@ -16,12 +16,14 @@ from apis.base import (
     Check,
     Client,
     Probe,
+    auth_probes,
     body_rng,
     label,
     missing_fields,
     names_field,
     outcome_by_status,
     remember,
+    unknown_id_probe,
 )
 from apis.records import (
     Answer,
@@ -506,10 +508,9 @@ class ContractBinding(Binding):
             Probe("expired card", 2, self._expired_card),
             Probe("wrong CVC length", 1, self._wrong_cvc),
             Probe("declined card", 3, self._declined_card),
-            Probe("no token", 2, self._missing_token),
-            Probe("wrong token", 2, self._wrong_token),
-            Probe("unknown payment", 2, self._unknown_payment),
-            Probe("unknown merchant", 1, self._unknown_merchant),
+            *auth_probes("/payments", lambda c: c.pool.payment(c.rng), "/payments/pay_x"),
+            unknown_id_probe("unknown payment", 2, "GET", "/payments/pay_{id}", 404),
+            unknown_id_probe("unknown merchant", 1, "GET", "/merchants/mer_{id}/transactions", 404),
             Probe("over-refund", 2, self._over_refund),
             Probe("refund of a declined payment", 1, self._refund_declined),
             Probe("Idempotency-Key reused", 1, self._key_reuse),
@@ -576,41 +577,6 @@ class ContractBinding(Binding):
             remember(c, "declined_ids", given)
         elif resp is not None:
             remember(c, "declined_merchants", body["merchant_id"])
-
-    def _missing_token(self, c: Client) -> None:
-        c.call(
-            "POST",
-            "/payments",
-            name="expect 401: no token",
-            json=c.pool.payment(c.rng),
-            headers={"Authorization": ""},
-            expect={401: None},
-        )
-
-    def _wrong_token(self, c: Client) -> None:
-        c.call(
-            "GET",
-            "/payments/pay_x",
-            name="expect 401: wrong token",
-            headers={"Authorization": "Bearer not-the-token"},
-            expect={401: None},
-        )
-
-    def _unknown_payment(self, c: Client) -> None:
-        c.call(
-            "GET",
-            f"/payments/pay_missing{c.rng.getrandbits(32):08x}",
-            name="expect 404: unknown payment",
-            expect={404: None},
-        )
-
-    def _unknown_merchant(self, c: Client) -> None:
-        c.call(
-            "GET",
-            f"/merchants/mer_unknown_{c.rng.getrandbits(32):08x}/transactions",
-            name="expect 404: unknown merchant",
-            expect={404: None},
-        )
 
     def _probe_payment(self, c: Client) -> KnownPayment | None:
         kept = c.probe_memory().get("payments")

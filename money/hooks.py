@@ -32,14 +32,20 @@ def _servers(environment) -> Servers:
     return Servers(environment.host or settings.target_url, settings.banking_api_url, settings.auth_header())
 
 
-def _is_sandbox(payment_url: str) -> bool:
+def _is_sandbox(payment_url: str, tries: int = 2, timeout: float = 3.0) -> bool:
+    """Whether the target is the bundled sandbox (its OpenAPI title says so). Asked at the start
+    and again at the end of a web-UI run, when the target may be busy: a slow answer is retried."""
     if apis.current().name != "contract":
         return False  # the sandbox speaks the contract only
-    try:
-        doc = requests.get(payment_url.rstrip("/") + "/openapi.json", timeout=2).json()
-        return "(sandbox)" in doc.get("info", {}).get("title", "")
-    except (requests.RequestException, ValueError, AttributeError):
-        return False
+    for _ in range(tries):
+        try:
+            doc = requests.get(payment_url.rstrip("/") + "/openapi.json", timeout=timeout).json()
+            return "(sandbox)" in doc.get("info", {}).get("title", "")
+        except requests.Timeout:
+            continue
+        except (requests.RequestException, ValueError, AttributeError):
+            return False
+    return False
 
 
 class MoneySection(Section):

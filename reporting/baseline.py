@@ -7,14 +7,21 @@ import json
 from pathlib import Path
 from typing import Any
 
+# Fewer requests than this in either run and an endpoint's percentiles and rate are noise (a
+# short run's handful of health checks): it is not compared, and the summary counts it.
+MIN_REQUESTS = 30
+
 
 def compare(current: dict, baseline: dict, tolerance: float) -> dict[str, Any]:
     """Per endpoint p95/p99/RPS/error rate against the last passing run of the profile."""
     base_rows = {r["name"]: r for r in baseline.get("steady_state", {}).get("endpoints", [])}
-    regressions, checked = [], 0
+    regressions, checked, too_few = [], 0, 0
     for row in current.get("steady_state", {}).get("endpoints", []):
         base = base_rows.get(row["name"])
         if not base or not row["requests"] or not base["requests"]:
+            continue
+        if min(row["requests"], base["requests"]) < MIN_REQUESTS:
+            too_few += 1
             continue
         checked += 1
         for metric in ("p95_ms", "p99_ms"):
@@ -42,6 +49,7 @@ def compare(current: dict, baseline: dict, tolerance: float) -> dict[str, Any]:
         "baseline_run": baseline.get("ended_at"),
         "tolerance": tolerance,
         "endpoints_compared": checked,
+        "endpoints_too_few_requests": too_few,
         "regressions": regressions,
     }
 

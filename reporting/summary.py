@@ -232,6 +232,10 @@ def markdown(s: dict) -> str:
         lines += [f"- {r['name']} {r['metric']}: {r['baseline']} → {r['current']}" for r in comp["regressions"]] or [
             f"- no regression beyond {comp['tolerance']:.0%} on {comp['endpoints_compared']} endpoints"
         ]
+        if comp.get("endpoints_too_few_requests"):
+            lines.append(
+                f"- {comp['endpoints_too_few_requests']} endpoint(s) not compared: fewer than 30 requests in a run"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -3,7 +3,6 @@ transaction lookups, settlements and batches, with injectable faults."""
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from collections.abc import Callable
@@ -35,9 +34,10 @@ from sandbox.common import (
     service_app,
 )
 from sandbox.faults import BankFaults, MalformedFault, SchemaFault, apply_bank_faults
+from sandbox.settings import get_sandbox_settings
 from sandbox.storage import BANK_SCHEMA, Database
 
-AUTH_TTL_S = float(os.environ.get("SANDBOX_AUTH_TTL_S", 7 * 24 * 3600))
+AUTH_TTL_S = get_sandbox_settings().auth_ttl_s  # SANDBOX_AUTH_TTL_S, read once at import (sandbox/settings.py)
 
 
 class AuthorizationRequest(BaseModel):

@@ -1,7 +1,8 @@
 """Command line of the sandbox (``python -m sandbox``).
 
 Each service runs in its own process (one core each); the parent supervises them, forwards
-SIGINT/SIGTERM and exits cleanly. A taken port is one clear line and exit status 1."""
+SIGINT/SIGTERM and exits cleanly. A taken port is one clear line and exit status 1; a bad SANDBOX_*
+variable one line per variable and exit status 2 (sandbox/settings.py)."""
 
 from __future__ import annotations
 
@@ -16,33 +17,31 @@ import socket
 import sys
 from pathlib import Path
 
-# How long an idle keep-alive connection stays open (uvicorn's default is 5 s). Longer than any think
-# time of the suite's users (1-5 s between tasks, casual personas up to 30 s) and than the
-# PaymentService's own pool to the bank (aiohttp, 30 s): the client side gives an idle connection up
-# first, so a request never goes out on a connection the server is closing at that very moment.
-KEEP_ALIVE_S = 75.0
+from sandbox.settings import KEEP_ALIVE_S, get_sandbox_settings  # KEEP_ALIVE_S: why 75 s, see there
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The flags; each one's default is its SANDBOX_* variable (a bad one exits 2, sandbox/settings.py)."""
+    env = get_sandbox_settings()
     p = argparse.ArgumentParser(prog="python -m sandbox", description="Run the sandbox PaymentService and BankingAPI.")
     p.add_argument("service", nargs="?", choices=("both", "payment", "bank"), default="both")
-    p.add_argument("--host", default=os.environ.get("SANDBOX_HOST", "127.0.0.1"))
-    p.add_argument("--payment-port", type=int, default=int(os.environ.get("SANDBOX_PAYMENT_PORT", 8000)))
-    p.add_argument("--bank-port", type=int, default=int(os.environ.get("SANDBOX_BANK_PORT", 1080)))
+    p.add_argument("--host", default=env.host)
+    p.add_argument("--payment-port", type=int, default=env.payment_port)
+    p.add_argument("--bank-port", type=int, default=env.bank_port)
     p.add_argument("--bank-url", default=None, help="BankingAPI the PaymentService calls (default: the local one)")
     p.add_argument(
         "--bank-timeout",
         type=float,
-        default=float(os.environ.get("SANDBOX_BANK_TIMEOUT_S", 3.0)),
+        default=env.bank_timeout_s,
         help="PaymentService -> bank timeout in seconds (default 3)",
     )
     p.add_argument(
         "--keep-alive",
         type=float,
-        default=float(os.environ.get("SANDBOX_KEEP_ALIVE_S", KEEP_ALIVE_S)),
+        default=env.keep_alive_s,
         help=f"seconds an idle client connection is kept open (default {KEEP_ALIVE_S:g})",
     )
-    p.add_argument("--data-dir", type=Path, default=Path(os.environ.get("SANDBOX_DATA_DIR", ".sandbox-data")))
+    p.add_argument("--data-dir", type=Path, default=env.data_dir)
     p.add_argument("--reset", action="store_true", help="delete stored data before starting")
     return p.parse_args(argv)
 

@@ -5,14 +5,13 @@ reconciliation can be shown to catch it."""
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import time
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from sandbox.common import ApiError
+from sandbox.settings import BreakInvariant, get_sandbox_settings
 
 Rate = Field(default=0.0, ge=0.0, le=1.0)
 
@@ -49,17 +48,18 @@ class BankFaults(BaseModel):
 
     @classmethod
     def from_env(cls) -> BankFaults:
-        env = os.environ
+        """The faults at start, from the SANDBOX_BANK_* variables (sandbox/settings.py)."""
+        env = get_sandbox_settings()
         return cls(
-            latency_ms=float(env.get("SANDBOX_BANK_LATENCY_MS", 0)),
-            jitter_ms=float(env.get("SANDBOX_BANK_JITTER_MS", 0)),
-            error_rate=float(env.get("SANDBOX_BANK_ERROR_RATE", 0)),
-            timeout_rate=float(env.get("SANDBOX_BANK_TIMEOUT_RATE", 0)),
-            hang_s=float(env.get("SANDBOX_BANK_HANG_S", 30)),
-            malformed_rate=float(env.get("SANDBOX_BANK_MALFORMED_RATE", 0)),
-            schema_error_rate=float(env.get("SANDBOX_BANK_SCHEMA_ERROR_RATE", 0)),
-            stall_every_s=float(env.get("SANDBOX_BANK_STALL_EVERY_S", 0)),
-            stall_s=float(env.get("SANDBOX_BANK_STALL_S", 0)),
+            latency_ms=env.bank_latency_ms,
+            jitter_ms=env.bank_jitter_ms,
+            error_rate=env.bank_error_rate,
+            timeout_rate=env.bank_timeout_rate,
+            hang_s=env.bank_hang_s,
+            malformed_rate=env.bank_malformed_rate,
+            schema_error_rate=env.bank_schema_error_rate,
+            stall_every_s=env.bank_stall_every_s,
+            stall_s=env.bank_stall_s,
         )
 
 
@@ -99,8 +99,9 @@ class PaymentFaults(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    break_invariant: Literal["none", "refund_race", "idempotency_off"] = "none"
+    break_invariant: BreakInvariant = "none"
 
     @classmethod
     def from_env(cls) -> PaymentFaults:
-        return cls(break_invariant=os.environ.get("SANDBOX_BREAK_INVARIANT", "none"))
+        """The switch at start, from SANDBOX_BREAK_INVARIANT (sandbox/settings.py)."""
+        return cls(break_invariant=get_sandbox_settings().break_invariant)

@@ -235,10 +235,10 @@ main() {
     history)
       ensure_venv requirements.txt
       exec "$PY" -m reporting.history --report-dir "${REPORT_DIR:-reports}" "$@" ;;
-    docker|docker-volume|docker-banking|docker-failures)
-      local docker_rc=0 set
-      case "$profile" in docker) set="" ;; docker-volume) set=volume-test ;; docker-banking) set=banking-test ;;
-        *) set=failure-test ;; esac
+    docker|docker-*)
+      local docker_rc=0 set=""
+      # docker-<profile>: the compose profile named by the profile's `compose` entry (profiles.toml)
+      if [ "$profile" != docker ]; then set="$("$(stdlib_python)" -m profiles compose "$profile")" || exit 2; fi
       run_docker "$set" || docker_rc=$?
       exit "$docker_rc" ;;
     stop-docker) stop_docker ;;

@@ -78,7 +78,7 @@ def profile_names() -> set[str]:
 def runner_commands() -> set[str]:
     import profiles
 
-    return set(profiles.COMMANDS)
+    return set(profiles.COMMANDS) | set(profiles.docker_commands(profiles.load()))
 
 
 @functools.cache

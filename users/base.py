@@ -125,10 +125,9 @@ class PaymentSuiteUser(FastHttpUser):
         # Per instance, before the client is built from it; the token never goes in a class attribute
         # that the web UI or a report could print.
         typed = getattr(environment.parsed_options, "auth_token", "") if environment.parsed_options else ""
-        self.default_headers = {
-            "Authorization": auth_header(typed) if typed else settings.auth_header(),
-            "Accept": "application/json",
-        }
+        self.default_headers = {"Accept": "application/json"}
+        if self.api.auth:
+            self.default_headers["Authorization"] = auth_header(typed) if typed else settings.auth_header()
         super().__init__(environment)
         # A request whose pooled connection the server closed unanswered is resent once, counted.
         self.client = KeepAliveRetrySession.adopt(self.client)
