@@ -182,7 +182,8 @@ def test_smoke_writes_every_report_and_totals_match_locust(sandbox, tmp_path):
 
 def test_settlements_are_checked_for_every_merchant(sandbox, tmp_path):
     """More merchants than the old 500-merchant snapshot: a second run on the same day must not
-    blame itself for the first run's settlements (MERCHANT_COUNT=600, merchants of index > 500 used)."""
+    blame itself for the first run's settlements (MERCHANT_COUNT=600, merchants of index > 500 used;
+    each run's merchants are its own, ``mer_run<run id>_00501``)."""
     env = target_env(sandbox, tmp_path, RUN_TIME="6s", MERCHANT_COUNT="600", DATA_SEED="6006", USERS="8")
     for _ in range(2):
         r = run("smoke", env=env, timeout=180)
@@ -192,7 +193,7 @@ def test_settlements_are_checked_for_every_merchant(sandbox, tmp_path):
     assert money["ok"] and counts["bank_settlement_mismatch"] == 0, money["problems"]
     assert counts["bank_settlement_matched"] > 20 and counts["bank_settlement_not_checked"] == 0, counts
     ledger = (tmp_path / "reports" / "smoke-ledger.jsonl").read_text()
-    assert any(int(m[-5:]) > 500 for m in re.findall(r'"merchant_id":"(mer_[0-9a-f]+_\d{5})"', ledger))
+    assert any(int(m[-5:]) > 500 for m in re.findall(r'"merchant_id":"(mer_run[0-9a-f]+_\d{5})"', ledger))
 
 
 def test_impossible_threshold_exits_1_naming_it(sandbox, tmp_path):
