@@ -98,6 +98,9 @@ def on_test_start(environment, **_kwargs) -> None:
 
 @events.test_stopping.add_listener
 def on_test_stopping(environment, **_kwargs) -> None:
+    # Before the users stop: a run that ends while still ramping up never completes spawning.
+    if environment.runner is not None:
+        RUN.peak_users = max(RUN.peak_users, environment.runner.user_count)
     if isinstance(environment.runner, MasterRunner):
         RUN.stopping_at = time.monotonic()
 

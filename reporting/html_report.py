@@ -79,6 +79,13 @@ MONEY_ENDPOINTS = (
 )
 DASH = ' stroke-dasharray="5 3"'
 
+
+def bank_text(target: dict) -> str:
+    """``bank <url>``, or what the API has instead (stdlib only: the summary's own words)."""
+    dialect = f"API_DIALECT={target['dialect']}, " if target.get("dialect", "contract") != "contract" else ""
+    return dialect + (f"bank {target['banking_api']}" if target.get("banking_api", "?") else "no BankingAPI")
+
+
 # -- SVG charts ---------------------------------------------------------------------------------
 
 W, H = 720, 230
@@ -664,7 +671,7 @@ def render(summary: dict, baseline: dict | None = None, commit: str | None = Non
         f"{' — ' + escape(s['reasons'][0]) if s.get('reasons') else ''}</div>",
         f'<p class="meta">{escape(str(s.get("started_at", "")))} → {escape(str(s.get("ended_at", "")))}, '
         f"{fmt_seconds(s.get('duration_s', 0))} against {escape(str(target.get('payment_service', '?')))} "
-        f"(bank {escape(str(target.get('banking_api', '?')))}), peak {escape(str(s.get('users', {}).get('peak', '?')))}"
+        f"({escape(bank_text(target))}), peak {escape(str(s.get('users', {}).get('peak', '?')))}"
         f" users{', commit ' + escape(commit[:12]) if commit else ''}.</p>",
     ]
     if s.get("reasons"):

@@ -14,7 +14,9 @@ from locust.html import get_html_report
 from locust.runners import MasterRunner
 from locust.stats import RequestStats, StatsEntry
 
+import apis
 from reporting import integrity, sections
+from reporting.html_report import bank_text
 from reporting.thresholds import CORRECTED_METRICS, Threshold, extra_figures
 
 CATEGORIES = (
@@ -182,7 +184,7 @@ def markdown(s: dict) -> str:
         f"## Load test `{s['profile']}`: {verdict}",
         "",
         f"{s['duration_s']:.0f} s against {s['target']['payment_service']} "
-        f"(bank {s['target']['banking_api']}), peak {s['users']['peak']} users.",
+        f"({bank_text(s['target'])}), peak {s['users']['peak']} users.",
         f"Charts: {s['profile']}-summary.html",
         "",
         "| requests | failures | error rate | RPS | p50 ms | p95 ms | p99 ms | max ms |",
@@ -266,7 +268,9 @@ def build(environment, run, settings, profile: str, report_dir: Path) -> dict[st
         "duration_s": round(run_s, 2),
         "target": {
             "payment_service": environment.host or settings.target_url,
-            "banking_api": settings.banking_api_url,
+            # None: the API has no BankingAPI (its dialect's binding says so)
+            "banking_api": settings.banking_api_url if apis.current().health_paths.get("bank") else None,
+            "dialect": apis.current().name,
         },
         "users": {"peak": run.peak_users, "classes": [c.__name__ for c in environment.user_classes]},
         "workers": {

@@ -213,6 +213,9 @@ def test_baseline_profiles_pass_with_zero_unexpected_failures(baseline, tmp_path
     assert "server lookups" in summary["money"]["not_checked"]
     if profile == "smoke":
         assert "BankingAPIUser" in summary["api"]["classes_not_run"]
+        assert any(m.startswith("RealisticTrafficUser: refunds") for m in summary["api"]["not_exercised"])
+        md = (tmp_path / "reports" / "smoke-summary.md").read_text()
+        assert "(API_DIALECT=baseline, no BankingAPI), peak 5 users" in md
 
 
 def test_baseline_spreads_payments_over_cards_below_the_fraud_limit(baseline, tmp_path):

@@ -19,12 +19,17 @@ NOTHING_TO_RUN_EXIT = 2
 
 
 def missing_for(cls: type, binding: Binding) -> list[str]:
-    """``Class.task (capability, ...)`` for each of the class's tasks the API cannot run."""
+    """``Class.task (capability, ...)`` for each of the class's tasks the API cannot run, and
+    ``Class: step (capability)`` for each step inside a task it skips (the class's ``steps``)."""
     out = []
     for task in dict.fromkeys(getattr(cls, "tasks", [])):
         lacking = [str(c) for c in sorted(getattr(task, "needs", ())) if c not in binding.capabilities]
         if lacking:
             out.append(f"{cls.__name__}.{getattr(task, '__name__', task)} ({', '.join(lacking)})")
+    if runnable(cls, binding):
+        for cap, step in getattr(cls, "steps", {}).items():
+            if cap not in binding.capabilities:
+                out.append(f"{cls.__name__}: {step} ({cap})")
     return out
 
 

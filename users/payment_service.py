@@ -11,6 +11,10 @@ from users.base import PaymentSuiteUser, RecentItems, needs, settings
 
 class PaymentServiceUser(PaymentSuiteUser):
     weight = 5
+    steps = {
+        Capability.DECLINE_CARDS: "payments with decline test cards",
+        Capability.PARTIAL_REFUNDS: "partial refunds",
+    }
 
     def on_start(self) -> None:
         self.payments = RecentItems(settings.id_store_size)

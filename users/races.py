@@ -63,6 +63,8 @@ class RaceUser(PaymentSuiteUser):
 class RefundRaceUser(RaceUser):
     """Concurrent full refunds (exactly one may win) and partial refunds (never beyond the capture)."""
 
+    steps = {Capability.PARTIAL_REFUNDS: "partial refund races"}
+
     @task
     @needs(Capability.PAYMENTS, Capability.REFUNDS)
     def refund_race(self) -> None:

@@ -20,6 +20,15 @@ THINK_TIMES = {"casual": (8.0, 30.0), "power": (1.0, 4.0), "business": (3.0, 10.
 
 class RealisticTrafficUser(PaymentSuiteUser):
     weight = 2
+    steps = {
+        Capability.DECLINE_CARDS: "payments with decline test cards",
+        Capability.LOOKUP: "status checks (casual, power)",
+        Capability.REFUNDS: "refunds (power)",
+        Capability.PARTIAL_REFUNDS: "partial refunds (power)",
+        Capability.MERCHANT_LISTING: "transaction listings (business)",
+        Capability.REPORT: "reports (business)",
+        Capability.BANK_SETTLEMENT: "bank settlements (business)",
+    }
 
     def on_start(self) -> None:
         shares = settings.personas()
