@@ -159,7 +159,9 @@ def _dialect(value: str) -> str:
         module = importlib.import_module(value)
     except Exception as exc:  # noqa: BLE001 - any import failure is the same bad setting
         raise ValueError(f"cannot import module {value!r} ({type(exc).__name__}: {str(exc)[:80]})") from None
-    if not hasattr(module, "BINDING"):
+    from apis.base import Binding  # here, not at the top: apis reads the settings too
+
+    if not isinstance(getattr(module, "BINDING", None), Binding):
         raise ValueError(f"module {value!r} has no BINDING (an apis.base.Binding instance)")
     return value
 

@@ -7,6 +7,7 @@ customers and cards, and no Faker call happens on a request's hot path."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import secrets
@@ -158,7 +159,7 @@ PROCESSING_ERROR_CARD = "4000000000000119"
 _SPECIAL = {*APPROVED_TEST_CARDS, *DECLINE_CARDS, PROCESSING_ERROR_CARD}
 
 
-SPREAD_CARDS = 50_000
+SPREAD_LAST4 = 9_999  # last-four values 0001..9999 of spread_card()
 RESERVED_LAST4 = "0000"  # no spread card ends so: kept for a probe that trips a per-card limit on purpose
 
 
@@ -262,6 +263,7 @@ class DataPool:
         self.customer = lru_cache(maxsize=4096)(self._customer)
         self.merchant = lru_cache(maxsize=4096)(self._merchant)
         self._spread_card = lru_cache(maxsize=4096)(self._spread)
+        self._spread_next = itertools.count(int(RUN_ID, 16) % SPREAD_LAST4)
 
     # records by index (pure functions of seed and index)
 
@@ -320,18 +322,27 @@ class DataPool:
             "card": (card or customer.card).as_json(),
         }
 
-    def spread_card(self, rng: random.Random) -> Card:
-        """One of SPREAD_CARDS cards (about 9,900 distinct last-four digits, none RESERVED_LAST4):
-        for services that limit payments per card (by last four digits) per hour."""
-        return self._spread_card(rng.randrange(SPREAD_CARDS))
+    def spread_card(self, rng: random.Random | None = None) -> Card:
+        """The next card of a round robin over every last-four value but RESERVED_LAST4 (9,999
+        cards, one per value), from an offset of this run: for services that limit payments per
+        card by its last four digits per hour, each value is used once per 9,999 payments."""
+        return self._spread_card(next(self._spread_next) % SPREAD_LAST4 + 1)
 
-    def _spread(self, k: int) -> Card:
-        holder = self.customer(k % self.customer_count).name
-        for salt in range(64):
-            card = card_from_hash(mix64(self.seed, 4, k, salt), holder, self.this_year)
-            if card.number[-4:] != RESERVED_LAST4:
-                return card
-        raise AssertionError("unreachable: 64 draws all ending in the reserved digits")
+    def _spread(self, last4: int) -> Card:
+        tail = f"{last4:04d}"
+        for salt in range(8):
+            h = mix64(self.seed, 4, last4, salt)
+            head = "4" + "".join(str(mix64(h, k) % 10) for k in range(10))
+            # One digit before the last three is free: exactly one of its ten values makes the
+            # Luhn check digit the fourth digit wanted (doubled or not, a digit maps 1:1 mod 10).
+            number = next(
+                body + tail[3] for x in range(10) if luhn_check_digit(body := f"{head}{x}{tail[:3]}") == tail[3]
+            )
+            if number not in _SPECIAL:
+                holder = self.customer(last4 % self.customer_count).name
+                cvc = str(mix64(h, 7) % 1000).zfill(3)
+                return Card(number, 1 + (h >> 20) % 12, self.this_year + 1 + (h >> 24) % 5, cvc, holder, "visa")
+        raise AssertionError("unreachable: eight draws all special test numbers")
 
     # special cards
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from apis.records import Answer, Capability, Held, KnownPayment, Outcome, ServerPayment
+from apis.records import Answer, Capability, Held, KnownPayment, MoneyKind, Outcome, ServerPayment
 
 Check = Callable[[Any], str | None]  # returns a reason when the body is wrong
 
@@ -166,8 +166,9 @@ class Binding:
     def bank_health(self, c: Client) -> None:
         raise NotImplementedError
 
-    def batch(self, c: Client, pending: list[Held]) -> None:
-        """A batch of new authorizations plus captures of ``pending`` ones."""
+    def batch(self, c: Client, pending: list[Held]) -> list[Held]:
+        """A batch of new authorizations plus captures of ``pending`` ones; returns the pending
+        authorizations it did not take (the user keeps them for its capture task)."""
         raise NotImplementedError
 
     # --- FailureSimulationUser ----------------------------------------------------------------
@@ -193,6 +194,11 @@ class Binding:
     def settlement_figures(self, http: Any, day: str, merchant_id: str) -> tuple[int, int] | None:
         """(captured, refunded) minor units at the bank for a day. Needs BANK_SETTLEMENT + BANK_STATEFUL."""
         raise NotImplementedError
+
+    def read_replay(self, kind: MoneyKind, status: int, body: Any) -> Answer:
+        """A replayed request's answer (the same reading its first answer had). Override when
+        refunds or bank operations answer in another shape than payments."""
+        return self.read_payment(status, body)
 
     def replay_is_final(self, status: int, body: Any) -> bool:
         """Whether a replayed request's answer is its final result (not "still in flight")."""

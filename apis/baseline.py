@@ -19,11 +19,23 @@ from datetime import date, timedelta
 from typing import Any
 
 from apis.base import Binding, Client, Probe, body_rng, label, missing_fields, outcome_by_status
-from apis.records import Answer, Capability, KnownPayment, MoneyKind, MoneyOp, Outcome, to_major, to_minor
+from apis.records import (
+    Answer,
+    Capability,
+    KnownPayment,
+    MoneyKind,
+    MoneyOp,
+    Outcome,
+    amount_answer,
+    exponent,
+    to_major,
+    to_minor,
+)
 from data_generators import RESERVED_LAST4
 
 FRAUD = "[fraud rejected]"  # failure tag of a 402 rejection where an approval was wanted
 VELOCITY_LIMIT = 20  # payments per card (last four digits) per hour before a 402
+LARGE_AMOUNT = 10_000  # major units: above it the fraud score rises
 FRAUD_PROBE_CARD = "4111111111110000"  # ends in RESERVED_LAST4: no payment of the run uses these digits
 assert FRAUD_PROBE_CARD.endswith(RESERVED_LAST4)
 
@@ -31,6 +43,8 @@ assert FRAUD_PROBE_CARD.endswith(RESERVED_LAST4)
 def pay_body(c: Client, rng: Any, merchant: Any = None, customer: Any = None, card_number: str | None = None) -> dict:
     p = c.pool.payment(rng, merchant=merchant, customer=customer, card=c.pool.spread_card(rng))
     card = p["card"]
+    # Amounts over 10,000 (major units) raise the fraud score: the run's payments stay at or under it.
+    p["amount"] = min(p["amount"], LARGE_AMOUNT * 10 ** exponent(p["currency"]))
     return {
         # The JSON number with the currency's decimals: float() only for the encoder, the digits
         # are Decimal's (19.99 stays 19.99 on the wire).
@@ -58,11 +72,13 @@ def read_pay(status: int, body: Any) -> Answer:
     if not isinstance(body, dict) or body.get("status") != "approved":
         return Answer(Outcome.UNKNOWN)
     currency = body.get("currency")
+    amount, unreadable = amount_answer(body.get("amount"), currency)
     return Answer(
         Outcome.SUCCEEDED,
         body.get("transaction_id") or None,  # an approval without an id is a money finding
-        to_minor(body.get("amount"), currency or "USD"),
+        amount,
         currency,
+        unreadable_amount=unreadable,
     )
 
 
@@ -130,7 +146,6 @@ class BaselineBinding(Binding):
             "start_date": (today - timedelta(days=30)).isoformat(),
             "end_date": today.isoformat(),
             "merchant_id": merchant_id,
-            "format": "json",
         }
         c.call(
             "POST",
@@ -185,7 +200,9 @@ class BaselineBinding(Binding):
         self._validation(c, "amount not above 0", "/pay", {**pay_body(c, c.rng), "amount": c.rng.choice([0, -10.5])})
 
     def _malformed_json(self, c: Client) -> None:
-        self._validation(c, "malformed JSON", "/pay", data=b'{"amount": 19.99, "curr')
+        # The page names validation_error for missing fields and amounts; for a body that is not
+        # JSON it names no code: the status is what is checked.
+        c.call("POST", "/pay", name="expect 400: malformed JSON", data=b'{"amount": 19.99, "curr', expect={400: None})
 
     def _bad_report(self, c: Client) -> None:
         self._validation(c, "report without dates", "/internal/generate-report", {"report_type": "transactions"})

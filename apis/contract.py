@@ -34,6 +34,7 @@ from apis.records import (
     MoneyOp,
     Outcome,
     ServerPayment,
+    ServerState,
 )
 
 OVERSIZE_BYTES = 70 * 1024  # the contract's limit is 64 KiB
@@ -78,11 +79,13 @@ def read_answer(status: int, body: Any) -> Answer:
         if not isinstance(body, dict) or not body.get("id"):
             return Answer(Outcome.UNKNOWN)  # a 2xx the client cannot read: it does not know what happened
         amount = body.get("amount")
+        whole = isinstance(amount, int) and not isinstance(amount, bool)
         return Answer(
             outcome,
             body["id"],
-            amount if isinstance(amount, int) and not isinstance(amount, bool) else None,
+            amount if whole else None,
             body.get("currency"),
+            unreadable_amount=None if whole or amount is None else amount,
         )
     error = error_of(body)
     if outcome is Outcome.DECLINED:
@@ -423,7 +426,7 @@ class ContractBinding(Binding):
             bank=True,
         )
 
-    def batch(self, c: Client, pending: list[Held]) -> None:
+    def batch(self, c: Client, pending: list[Held]) -> list[Held]:
         """Authorizations plus captures of pending ones; every item must succeed, and each item
         moves money on its own (recorded with its own status)."""
         ops: list[dict] = [{"type": "authorize", **self._auth_body(c)} for _ in range(c.rng.randint(3, 10))]
@@ -458,6 +461,7 @@ class ContractBinding(Binding):
                 auth = held[op["authorization_id"]]
                 money = bank_op(MoneyKind.CAPTURE, op["amount"], auth.currency, auth.merchant_id, parent=auth.id)
             c.record_money(money, item.get("status_code", 0), item.get("body"))
+        return []  # every pending authorization was captured in the batch
 
     # --- reading back -------------------------------------------------------------------------
 
@@ -468,9 +472,8 @@ class ContractBinding(Binding):
         status, body = http.get(f"{http.payment_url}/payments/{payment_id}")
         if status != 200 or not isinstance(body, dict):
             return status, None
-        return status, ServerPayment(
-            body.get("amount"), body.get("currency"), body.get("status") == "declined", body.get("refunded_amount", 0)
-        )
+        state = ServerState.DECLINED if body.get("status") == "declined" else ServerState.SUCCEEDED
+        return status, ServerPayment(body.get("amount"), body.get("currency"), state, body.get("refunded_amount", 0))
 
     def merchant_payment_ids(self, http: Any, merchant_id: str) -> list[str] | None:
         listed, cursor = [], None

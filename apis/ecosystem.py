@@ -41,6 +41,8 @@ from apis.records import (
     MoneyOp,
     Outcome,
     ServerPayment,
+    ServerState,
+    amount_answer,
     major_text,
     to_minor,
 )
@@ -49,6 +51,17 @@ PAY = "/api/v1/payments/process"
 DECLINE_CARD = "4000000000000002"  # the bank stub's one declining card (generic_decline)
 CARD_METHODS = {"visa": "credit_card", "mastercard": "credit_card", "amex": "credit_card"}
 REFUND_STATES_MOVED = {"pending", "processing", "completed"}  # accepted: the money is on its way back
+# What each bank stub answers in `status` (the page's table).
+STUB_STATUS = {MoneyKind.AUTHORIZATION: "approved", MoneyKind.CAPTURE: "captured", MoneyKind.BANK_REFUND: "refunded"}
+# The page's payment states, in neutral terms ("authorized" and "pending" are not final).
+SERVER_STATES = {
+    "captured": ServerState.SUCCEEDED,
+    "failed": ServerState.DECLINED,
+    "cancelled": ServerState.VOID,
+    "expired": ServerState.VOID,
+    "pending": ServerState.PENDING,
+    "authorized": ServerState.PENDING,
+}
 
 
 def payment_body(c: Client, rng: Any, merchant: Any = None, customer: Any = None, card: Any = None) -> dict:
@@ -89,7 +102,8 @@ def read_payment(status: int, body: Any) -> Answer:
         return Answer(Outcome.DECLINED, pid)
     if state != "captured":
         return Answer(Outcome.UNKNOWN, pid)
-    return Answer(Outcome.SUCCEEDED, pid, to_minor(body.get("amount"), currency or "USD"), currency)
+    amount, unreadable = amount_answer(body.get("amount"), currency)
+    return Answer(Outcome.SUCCEEDED, pid, amount, currency, unreadable_amount=unreadable)
 
 
 def _message(body: Any) -> str | None:
@@ -105,7 +119,8 @@ def refund_reader(currency: str):
             return Answer(Outcome.UNKNOWN)
         if body.get("status") not in REFUND_STATES_MOVED:
             return Answer(Outcome.FAILED, body["refund_id"])
-        return Answer(Outcome.SUCCEEDED, body["refund_id"], to_minor(body.get("amount"), currency), currency)
+        amount, unreadable = amount_answer(body.get("amount"), currency)
+        return Answer(Outcome.SUCCEEDED, body["refund_id"], amount, currency, unreadable_amount=unreadable)
 
     return read
 
@@ -189,7 +204,7 @@ class EcosystemBinding(Binding):
         want = "failed" if decline else "captured"
 
         def check(resp: Any) -> str | None:
-            problem = missing_fields(resp, "transaction_id", "status", "amount", "currency")
+            problem = missing_fields(resp, "transaction_id", "status", "amount", "currency", "card_last_four")
             if problem:
                 return problem
             if number in str(resp):
@@ -198,8 +213,7 @@ class EcosystemBinding(Binding):
                 return f"status {resp['status']!r}, expected {want!r}"
             if to_minor(resp["amount"], resp["currency"]) != minor_of(body) or resp["currency"] != body["currency"]:
                 return "amount/currency differ from the request"
-            last4 = resp.get("card_last_four")
-            return None if last4 in (None, number[-4:]) else "card_last_four does not match"
+            return None if resp.get("card_last_four") == number[-4:] else "card_last_four does not match"
 
         status, resp = c.call(
             "POST",
@@ -252,7 +266,8 @@ class EcosystemBinding(Binding):
                 race=race,
             ),
         )
-        if status == 200 and isinstance(resp, dict):
+        # Under contention the body is not checked: a 200 whose refund did not go through is no win.
+        if status == 200 and isinstance(resp, dict) and resp.get("status") in REFUND_STATES_MOVED:
             payment.refunded += expected
             return True
         return False
@@ -300,13 +315,19 @@ class EcosystemBinding(Binding):
     def _stub_call(
         self, c: Client, path: str, name: str, body: dict, kind: MoneyKind, id_field: str, merchant: str | None, **kw
     ) -> Any:
+        want = STUB_STATUS[kind]
+
+        def check(b: Any) -> str | None:
+            problem = missing_fields(b, id_field, "status")
+            return problem or (None if b["status"] == want else f"status {b['status']!r}, expected {want!r}")
+
         status, resp = c.call(
             "POST",
             path,
             name=name,
             json=body,
             expect={200: None},
-            check=lambda b: missing_fields(b, id_field, "status"),
+            check=check,
             money=MoneyOp(kind, None, None, merchant, read_stub, service="bank", **kw),
             bank=True,
         )
@@ -408,8 +429,8 @@ class EcosystemBinding(Binding):
             bank=True,
         )
 
-    def batch(self, c: Client, pending: list[Held]) -> None:
-        """The stub's batch takes authorizations only; pending ones stay for the capture task."""
+    def batch(self, c: Client, pending: list[Held]) -> list[Held]:
+        """The stub's batch takes authorizations only: the pending ones go back to the user."""
         body = {"transactions": [self._authorize_body(c) for _ in range(c.rng.randint(3, 10))]}
         c.call(
             "POST",
@@ -420,6 +441,7 @@ class EcosystemBinding(Binding):
             check=lambda b: missing_fields(b, "batch_id", "status"),
             bank=True,
         )
+        return pending
 
     # --- reading back -------------------------------------------------------------------------
 
@@ -431,9 +453,8 @@ class EcosystemBinding(Binding):
         if status != 200 or not isinstance(body, dict):
             return status, None
         currency = body.get("currency") or "USD"
-        return status, ServerPayment(
-            to_minor(body.get("amount"), currency), currency, body.get("status") == "failed", None
-        )
+        state = SERVER_STATES.get(body.get("status"), ServerState.PENDING)
+        return status, ServerPayment(to_minor(body.get("amount"), currency), currency, state, None)
 
     # --- FailureSimulationUser ----------------------------------------------------------------
 

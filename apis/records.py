@@ -69,6 +69,18 @@ class Answer:
     currency: str | None = None
     decline_code: str | None = None
     error: str | None = None  # the dialect's error code or message, when it has one
+    # An amount the answer states but that is not a whole number of minor units (``"19.995"``),
+    # or not a number at all: kept as given, and a money mismatch when it confirmed a payment.
+    unreadable_amount: Any = None
+
+
+class ServerState(StrEnum):
+    """Where a payment stands on the server, in neutral terms."""
+
+    SUCCEEDED = "succeeded"  # money taken (captured, settled, refunded since or not)
+    DECLINED = "declined"  # refused by the bank
+    PENDING = "pending"  # not final yet (authorized, processing)
+    VOID = "void"  # ended without money taken (cancelled, expired)
 
 
 @dataclass(slots=True)
@@ -77,8 +89,12 @@ class ServerPayment:
 
     amount: int | None
     currency: str | None
-    declined: bool
+    state: ServerState
     refunded: int | None  # None: this API does not state a refunded total
+
+    @property
+    def declined(self) -> bool:
+        return self.state is ServerState.DECLINED
 
 
 Reader = Callable[[int, Any], Answer]  # (HTTP status, parsed body) -> Answer
@@ -140,6 +156,15 @@ def to_major(minor: int, currency: str) -> Decimal:
 def major_text(minor: int, currency: str) -> str:
     """A decimal string in major units with exactly the currency's decimals: '19.99', '1999'."""
     return f"{to_major(minor, currency):.{exponent(currency)}f}"
+
+
+def amount_answer(value: Any, currency: str | None) -> tuple[int | None, Any]:
+    """(minor units, None) for a readable amount; (None, the raw value) for a stated amount that
+    is not one; (None, None) when no amount was stated."""
+    if value is None:
+        return None, None
+    minor = to_minor(value, currency or "USD")
+    return (minor, None) if minor is not None else (None, value)
 
 
 def to_minor(value: Any, currency: str) -> int | None:

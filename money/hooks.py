@@ -56,6 +56,7 @@ class MoneySection(Section):
 
     def __init__(self) -> None:
         self.enabled = False
+        self.read_servers = False  # RECONCILE=on, or auto against the sandbox; else the client's view only
         self.days: list[str] = []
         self.start: dict[str, tuple[int, int]] | None = None
 
@@ -63,8 +64,11 @@ class MoneySection(Section):
         """At test start: decide whether to reconcile, and snapshot the bank's settlements."""
         servers = _servers(environment)
         mode = get_settings().reconcile
-        self.enabled = mode == "on" or (mode == "auto" and _is_sandbox(servers.payment_url))
-        if not self.enabled:
+        # auto: read the sandbox back; any other target only on request. The client's own view
+        # (ids, echoed amounts, refunds within the capture) needs no request and is always checked.
+        self.enabled = mode != "off"
+        self.read_servers = mode == "on" or (mode == "auto" and _is_sandbox(servers.payment_url))
+        if not self.read_servers:
             return
         self.days = [utc_day()]
         binding = apis.current()
@@ -86,14 +90,14 @@ class MoneySection(Section):
                 "ok": True,
                 "counts": dict(LEDGER.counts),
                 "problems": [],
-                "note": "reconciliation off (RECONCILE=on to enable)",
+                "note": "reconciliation off (RECONCILE=off)",
             }
             LEDGER.close()
             return result
-        servers = _servers(run.environment)
+        servers = _servers(run.environment) if self.read_servers else None
         days = sorted({*self.days, utc_day()})
         unknown, LEDGER.unknown = LEDGER.unknown, []
-        result = reconcile(LEDGER.records, unknown, servers, self.start or {}, days, binding=apis.current())
+        result = reconcile(LEDGER.records, unknown, servers, self.start or {}, days, apis.current())
         result["ledger"] = {
             "file": str(LEDGER.path),
             "requests": dict(LEDGER.counts),
@@ -113,7 +117,9 @@ class MoneySection(Section):
         if not data.get("enabled", True):
             status = "not reconciled"
         heading = {"mismatch": "**MISMATCH**", "incomplete": "incomplete (some outcomes could not be judged)"}
-        lines = [f"### Money: {heading.get(status, status)}", ""]
+        client_only = data.get("scope") == "client view"
+        scope = " (the client's view only; RECONCILE=on reads the targets back)" if client_only else ""
+        lines = [f"### Money: {heading.get(status, status)}{scope}", ""]
         lines += [f"- {k.replace('_', ' ')}: {v}" for k, v in data.get("counts", {}).items()]
         lines += [f"- {p}" for p in data.get("problems", [])[:20]]
         lines += [f"- checked ({name}): {how}" for name, how in data.get("checks", {}).items()]

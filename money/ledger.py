@@ -79,6 +79,8 @@ class Ledger:
                 rec["amount"] = answer.amount  # a full refund: the answer says how much, if it does
             elif answer.amount is not None and answer.amount != op.amount:
                 rec["echoed_amount"] = answer.amount  # the server confirmed another amount
+            elif answer.unreadable_amount is not None:
+                rec["echoed_amount"] = str(answer.unreadable_amount)[:40]  # not an amount of this currency
             if answer.currency and op.currency and str(answer.currency).upper() != str(op.currency).upper():
                 rec["echoed_currency"] = answer.currency
         for listener in self.listeners:

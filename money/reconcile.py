@@ -26,7 +26,7 @@ import gevent.pool
 import requests
 
 from apis.base import Binding
-from apis.records import Capability, MoneyKind, Outcome
+from apis.records import Capability, MoneyKind, Outcome, ServerState
 from data_generators import is_run_merchant
 
 MAX_PAYMENTS_CHECKED = 20_000
@@ -59,9 +59,15 @@ INFO_COUNTS = (
     "unknown_resolved_by_replay",
     "unknown_resolved_by_lookup",
     "unknown_unresolved",
+    "unknown_not_kept",
     "lookup_failed",
+    "server_not_final",
     "not_checked_time_limit",
 )
+
+
+# Outcomes nothing could judge: with any of them the section says "incomplete", not "reconciled".
+UNJUDGED = ("unknown_unresolved", "unknown_not_kept", "lookup_failed", "server_not_final", "not_checked_time_limit")
 
 
 class Servers:
@@ -141,14 +147,13 @@ def resolve_unknown(
     servers: Servers,
     unknown: list[dict],
     counts: Counter,
+    binding: Binding,
     deadline: float | None = None,
-    binding: Binding | None = None,
 ) -> list[dict]:
     """Settle what each request of unknown outcome did. With idempotency keys: replay it with its
     key and body (the server answers with the stored result, or runs it once). Without: look up
     an id the client did receive; else it stays unresolved. Returns the records as resolved, in
     order. Replays run side by side; none starts after ``deadline`` (monotonic)."""
-    binding = binding or _default_binding()
     replays = binding.has(Capability.IDEMPOTENCY)
     lookups = binding.has(Capability.LOOKUP)
 
@@ -167,16 +172,20 @@ def resolve_unknown(
         rec = {k: v for k, v in rec.items() if k not in ("request", "path", "service")}
         if status and binding.replay_is_final(status, body):
             counts["unknown_resolved_by_replay"] += 1
-            answer = binding.read_payment(status, body)
+            answer = binding.read_replay(MoneyKind(rec["kind"]), status, body)
             rec["outcome"] = str(answer.outcome if answer.outcome is not Outcome.UNKNOWN else Outcome.SUCCEEDED)
             rec["id"] = answer.id or rec.get("id")
             if rec["outcome"] == Outcome.SUCCEEDED and rec.get("amount") is None and answer.amount is not None:
                 rec["amount"] = answer.amount  # a full refund: the answer says how much
         elif lookups and rec.get("id") and rec["kind"] == MoneyKind.PAYMENT:
             status, payment = binding.server_payment(servers, rec["id"])
-            if payment is not None:
+            if payment is not None and payment.state is not ServerState.PENDING:
                 counts["unknown_resolved_by_lookup"] += 1
-                rec["outcome"] = str(Outcome.DECLINED if payment.declined else Outcome.SUCCEEDED)
+                rec["outcome"] = str(
+                    {ServerState.SUCCEEDED: Outcome.SUCCEEDED, ServerState.DECLINED: Outcome.DECLINED}.get(
+                        payment.state, Outcome.FAILED
+                    )
+                )
             elif status == 404:
                 counts["unknown_resolved_by_lookup"] += 1
                 rec["outcome"] = str(Outcome.FAILED)
@@ -205,11 +214,12 @@ class Expected:
     payments: dict[str, dict] = field(default_factory=dict)  # kept (sampled) payments by id
     declined: dict[str, dict] = field(default_factory=dict)
     keys: dict[str, set] = field(default_factory=lambda: defaultdict(set))  # race key -> ids given
-    race_ids: set[str] = field(default_factory=set)
+    race_ids: dict[str, str | None] = field(default_factory=dict)  # race payment id -> its key
     race_merchants: set[str] = field(default_factory=set)
     # merchant -> [captured, refunded, uncertain] minor units, as the client saw them
     bank: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0]))
     no_id: int = 0  # approvals without an id
+    unknown_not_kept: int = 0  # unknown outcomes the ledger could not keep for resolving (over its bound)
     repeated_ids: list[str] = field(default_factory=list)
     ids_untracked: int = 0
     echo_problems: list[str] = field(default_factory=list)
@@ -220,9 +230,12 @@ def expected_state(records: Callable[[], Iterable[dict]], resolved: list[dict]) 
     """``records`` is called twice: the ledger is streamed (count, then build), never held whole,
     and at most MAX_PAYMENTS_CHECKED payments (an even hash sample) are kept for lookups."""
     state = Expected()
-    state.succeeded = sum(
-        1 for r in chain(records(), resolved) if r["kind"] == MoneyKind.PAYMENT and r["outcome"] == Outcome.SUCCEEDED
-    )
+    for rec in records():  # the ledger file: unknowns there were not kept for resolving
+        if rec["kind"] == MoneyKind.PAYMENT and rec["outcome"] == Outcome.SUCCEEDED:
+            state.succeeded += 1
+        elif rec["outcome"] == Outcome.UNKNOWN:
+            state.unknown_not_kept += 1
+    state.succeeded += sum(1 for r in resolved if r["kind"] == MoneyKind.PAYMENT and r["outcome"] == Outcome.SUCCEEDED)
     rate = min(1.0, MAX_PAYMENTS_CHECKED / max(state.succeeded, 1))
     state.sampled = rate < 1.0
     seen_ids: set[int] = set()
@@ -260,9 +273,12 @@ def _expect_payment(
         if rec.get("race"):
             if rec.get("key"):
                 state.keys[rec["key"]].add(pid)
-            if pid in state.race_ids:  # an idempotent replay of one the ledger already has
+            if pid in state.race_ids:
+                if rec.get("key") and state.race_ids[pid] == rec["key"]:
+                    return  # an idempotent replay of one the ledger already has
+                state.repeated_ids.append(pid)  # the same id for requests with different keys (or none)
                 return
-            state.race_ids.add(pid)
+            state.race_ids[pid] = rec.get("key")
         elif len(seen_ids) < MAX_IDS_TRACKED:
             h = hash(pid)
             if h in seen_ids:
@@ -383,6 +399,13 @@ def check_server_payments(
             )
         elif server is None:
             counts["lookup_failed"] += 1
+        elif server.state is ServerState.PENDING:
+            counts["server_not_final"] += 1
+        elif server.state is ServerState.DECLINED or (server.state is ServerState.VOID and not mine["refunded"]):
+            found.mismatch(
+                Mismatch.DECLINED_MISMATCH,
+                f"payment {pid} succeeded for the client but is {server.state} on the server",
+            )
         elif server.amount != mine["amount"] or str(server.currency).upper() != str(mine["currency"]).upper():
             found.mismatch(
                 Mismatch.AMOUNT_MISMATCH,
@@ -480,27 +503,26 @@ def check_settlements(
     found.checks["bank settlements"] = "; ".join(parts) or "no merchant could be compared"
 
 
-def _default_binding() -> Binding:
-    from apis.contract import BINDING
-
-    return BINDING
-
-
 def reconcile(
     records: Callable[[], Iterable[dict]],
     unknown: list[dict],
-    servers: Servers,
+    servers: Servers | None,
     start_settlements: dict[str, tuple[int, int]] | None,
     days: list[str],
+    binding: Binding,
     deadline_s: float = 90.0,
-    binding: Binding | None = None,
 ) -> dict[str, Any]:
-    """Resolve unknown outcomes, build the expected state, and run the checks the API allows."""
-    binding = binding or _default_binding()
+    """Resolve unknown outcomes, build the expected state, and run the checks the API allows.
+    ``servers`` None: the client's view only (nothing is read from or replayed to the targets)."""
     started = time.monotonic()
     found = Findings()
-    resolved = resolve_unknown(servers, unknown, found.counts, started + deadline_s / 2, binding)
+    if servers is None:
+        found.counts["unknown_unresolved"] += len(unknown)
+        resolved = [{k: v for k, v in r.items() if k not in ("request", "path", "service")} for r in unknown]
+    else:
+        resolved = resolve_unknown(servers, unknown, found.counts, binding, started + deadline_s / 2)
     state = expected_state(records, resolved)
+    found.counts["unknown_not_kept"] = state.unknown_not_kept
 
     def expired() -> bool:
         return time.monotonic() - started > deadline_s
@@ -511,13 +533,15 @@ def reconcile(
         check_idempotency(state, found)
     else:
         not_run["idempotency"] = "no idempotency keys: unknown outcomes are not replayed"
-    if binding.has(Capability.LOOKUP):
+    if servers is None:
+        not_run["servers"] = "the client's view only: RECONCILE=on reads the targets back (lookups, settlements)"
+    elif binding.has(Capability.LOOKUP):
         check_server_payments(state, found, binding, servers, expired)
     else:
         not_run["server lookups"] = "payments cannot be read back"
-    if binding.has(Capability.MERCHANT_LISTING):
+    if servers is not None and binding.has(Capability.MERCHANT_LISTING):
         check_race_merchants(state, found, binding, servers)
-    if settles(binding) and state.bank:
+    if servers is not None and settles(binding) and state.bank:
         check_settlements(state, found, binding, servers, start_settlements, days)
     elif not settles(binding):
         not_run["bank settlements"] = "no settlement report from a stateful bank"
@@ -525,13 +549,14 @@ def reconcile(
     counts = found.counts
     ok = not any(counts[k] for k in MISMATCHES)
     # Nothing wrong found, but not everything could be judged: say so instead of "reconciled".
-    unjudged = counts["unknown_unresolved"] + counts["lookup_failed"] + counts["not_checked_time_limit"]
+    unjudged = sum(counts[k] for k in UNJUDGED)
     judged = counts["matched"] + counts["bank_settlement_matched"] + counts["declined_matched"]
-    if not binding.has(Capability.LOOKUP):
+    if servers is None or not binding.has(Capability.LOOKUP):
         counts["matched"] += state.succeeded - state.no_id  # judged from the client's view alone
         judged += counts["matched"]
     return {
         "enabled": True,
+        "scope": "client view" if servers is None else "servers",
         "ok": ok,
         "status": "mismatch"
         if not ok

@@ -25,8 +25,12 @@ ERRORS = f"{PREFIX}.request.errors"
 MAX_CONTEXTS = 2000  # distinct tag sets kept; beyond it endpoints are folded into "[other]"
 GAUGE_INTERVAL_S = 5.0
 
-# Ids of the contract and card-number-like digit runs: never in a tag value, whatever a name holds.
-_IDS = re.compile(r"\b(?:pay|re|auth|cap|bre|mer_race|cus|lt)_[A-Za-z0-9_-]+|\b\d{6,}\b|[0-9a-f]{16,}", re.I)
+# Ids of the built-in dialects (contract, ecosystem's txn_/ref_/batch_, run merchants) and
+# card-number-like digit runs: never in a tag value, whatever a name holds.
+_IDS = re.compile(
+    r"\b(?:pay|re|auth|cap|bre|mer_race|mer_run[0-9a-f]*|cus|lt|txn|ref|batch)_[A-Za-z0-9_-]+|\b\d{6,}\b|[0-9a-f]{16,}",
+    re.I,
+)
 # What Datadog keeps in a tag (the datadog client's own rule): both sinks send the same values.
 _TAG_UNSAFE = re.compile(r"[^\w\-:/.]")
 _CODE = re.compile(r"[a-z][a-z0-9_]{0,39}")

@@ -114,3 +114,16 @@ def test_startup_does_not_grow_with_customer_count():
     }
     assert took[1_000_000] < 1.0
     assert took[1_000_000] < took[1000] * 1.5 + 0.1
+
+
+def test_spread_cards_cover_every_last_four_once_per_round():
+    """For services limiting payments per card by last four digits: a round of 9,999 payments uses
+    each value 0001..9999 once (0000 stays free for a probe), every card Luhn-valid."""
+    from data_generators import RESERVED_LAST4, SPREAD_LAST4, luhn_valid
+
+    pool = DataPool(seed=7)
+    cards = [pool.spread_card() for _ in range(SPREAD_LAST4)]
+    assert len({c.number[-4:] for c in cards}) == SPREAD_LAST4
+    assert RESERVED_LAST4 not in {c.number[-4:] for c in cards}
+    assert all(luhn_valid(c.number) for c in cards)
+    assert DataPool(seed=7)._spread(1234) == pool._spread(1234)  # the card of a value is the seed's

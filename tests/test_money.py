@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from apis.contract import BINDING as CONTRACT
 from apis.contract import payment_op, read_answer
 from apis.records import Outcome
 from money.ledger import Ledger
@@ -81,8 +82,8 @@ def test_unknown_outcome_is_resolved_by_idempotent_replay(sandbox):
 
     counts = Counter()
     servers = Servers(sandbox.payment_url, sandbox.bank_url, f"Bearer {TOKEN}")
-    first = resolve_unknown(servers, [dict(unknown[0])], counts)
-    again = resolve_unknown(servers, [dict(unknown[0])], counts)
+    first = resolve_unknown(servers, [dict(unknown[0])], counts, CONTRACT)
+    again = resolve_unknown(servers, [dict(unknown[0])], counts, CONTRACT)
     assert counts["unknown_resolved_by_replay"] == 2
     assert first[0]["outcome"] == again[0]["outcome"] == "succeeded" and first[0]["id"] == again[0]["id"]
     assert "request" not in first[0]
@@ -138,6 +139,8 @@ class _FakeServers:
         pid = url.rsplit("/", 1)[-1]
         return (200, self.payments[pid]) if pid in self.payments else (404, None)
 
+    get_retried = get
+
     def post(self, url, body, key):
         return 0, None  # the service cannot be reached: replay leaves the outcome unknown
 
@@ -155,7 +158,7 @@ def test_refunds_the_client_saw_accepted_beyond_the_capture_are_over_refunded():
     pay = {"kind": "payment", "outcome": "succeeded", "id": "pay_1", "amount": 1000, "currency": "USD"}
     refund = {"kind": "refund", "outcome": "succeeded", "parent": "pay_1", "amount": 600, "currency": "USD"}
     server = {"pay_1": {"id": "pay_1", "amount": 1000, "currency": "USD", "refunded_amount": 1000}}
-    result = reconcile(_records(pay, refund, dict(refund)), [], _FakeServers(server), None, [])
+    result = reconcile(_records(pay, refund, dict(refund)), [], _FakeServers(server), None, [], CONTRACT)
     assert not result["ok"] and result["status"] == "mismatch"
     assert result["counts"]["over_refunded"] == 1 and result["counts"]["refund_mismatch"] == 0
     assert "refunds of 1200 were accepted on a capture of 1000" in result["problems"][0]
@@ -167,7 +170,9 @@ def test_unresolved_unknown_outcomes_make_the_money_section_incomplete():
     pay = {"kind": "payment", "outcome": "succeeded", "id": "pay_2", "amount": 500, "currency": "EUR"}
     unknown = {"kind": "payment", "outcome": "unknown", "key": "k1", "amount": 700, "currency": "EUR"}
     server = {"pay_2": {"id": "pay_2", "amount": 500, "currency": "EUR", "refunded_amount": 0}}
-    result = reconcile(_records(pay), [{**unknown, "path": "/payments", "request": {}}], _FakeServers(server), None, [])
+    result = reconcile(
+        _records(pay), [{**unknown, "path": "/payments", "request": {}}], _FakeServers(server), None, [], CONTRACT
+    )
     assert result["ok"] and result["status"] == "incomplete"
     assert result["counts"]["unknown_unresolved"] == 1 and result["counts"]["matched"] == 1
 
@@ -193,7 +198,9 @@ def test_a_full_refund_resolved_by_replay_counts_what_it_refunded(answer):
     partial = {"kind": "refund", "outcome": "succeeded", "parent": "pay_3", "amount": 600, "currency": "USD"}
     full = {"kind": "refund", "outcome": "unknown", "parent": "pay_3", "amount": None, "key": "k9", "path": "/x"}
     server = {"pay_3": {"id": "pay_3", "amount": 1000, "currency": "USD", "refunded_amount": 1000}}
-    result = reconcile(_records(pay, partial), [{**full, "request": {}}], _ReplayingServers(server, answer), None, [])
+    result = reconcile(
+        _records(pay, partial), [{**full, "request": {}}], _ReplayingServers(server, answer), None, [], CONTRACT
+    )
     assert result["status"] == "reconciled", result
     assert result["counts"]["matched"] == 1 and result["counts"]["unknown_resolved_by_replay"] == 1
 
@@ -258,3 +265,52 @@ def test_two_runs_at_once_on_one_sandbox_do_not_fail_each_other(sandbox, tmp_pat
         money = json.loads((tmp_path / folder / "reports" / "smoke-summary.json").read_text())["money"]
         assert code == 0 and money["status"] == "reconciled", (folder, money, err[-1500:])
         assert money["counts"]["bank_settlement_matched"] > 0 and "exact" in money["checks"]["bank settlements"]
+
+
+def _client_view(*recs, unknown=()):
+    from money.reconcile import reconcile
+
+    return reconcile(_records(*recs), list(unknown), None, None, [], CONTRACT)
+
+
+def test_an_approval_confirming_an_amount_that_is_not_one_is_an_amount_mismatch(tmp_path):
+    ledger = Ledger()
+    ledger.open(tmp_path / "l.jsonl")
+    op = payment_op({"amount": 1999, "currency": "USD", "merchant_id": "mer_a"})
+    ledger.record(op, 201, "k1", {"id": "pay_1", "amount": "19.99", "currency": "USD"}, None, None)
+    ledger.close()
+    result = _client_view(*ledger.records())
+    assert result["status"] == "mismatch" and result["counts"]["amount_mismatch"] == 1
+    assert "confirmed 19.99 USD" in result["problems"][0]
+
+
+def test_client_view_only_still_catches_over_refunds_and_says_what_it_did_not_read():
+    pay = {"kind": "payment", "outcome": "succeeded", "id": "pay_1", "amount": 1000, "currency": "USD"}
+    refund = {"kind": "refund", "outcome": "succeeded", "parent": "pay_1", "amount": 600, "currency": "USD"}
+    result = _client_view(pay, refund, dict(refund))
+    assert result["scope"] == "client view" and result["counts"]["over_refunded"] == 1
+    assert "servers" in result["not_checked"]
+
+
+def test_one_id_for_race_payments_with_different_keys_is_a_duplicate_id():
+    a = {"kind": "payment", "outcome": "succeeded", "id": "pay_7", "amount": 5, "currency": "USD", "race": "refund"}
+    replay = {**a, "key": "k1"}
+    assert _client_view({**a, "key": "k1"}, replay)["counts"]["duplicate_id"] == 0  # an idempotent replay
+    assert _client_view({**a, "key": "k1"}, {**a, "key": "k2"})["counts"]["duplicate_id"] == 1
+    assert _client_view(a, dict(a))["counts"]["duplicate_id"] == 1  # no keys at all
+
+
+def test_unknown_outcomes_the_ledger_could_not_keep_make_it_incomplete():
+    pay = {"kind": "payment", "outcome": "succeeded", "id": "pay_1", "amount": 10, "currency": "USD"}
+    lost = {"kind": "payment", "outcome": "unknown", "amount": 10, "currency": "USD"}
+    result = _client_view(pay, lost)
+    assert result["status"] == "incomplete" and result["counts"]["unknown_not_kept"] == 1
+
+
+def test_a_payment_the_server_has_as_declined_is_a_declined_mismatch():
+    from money.reconcile import reconcile
+
+    pay = {"kind": "payment", "outcome": "succeeded", "id": "pay_4", "amount": 100, "currency": "USD"}
+    server = {"pay_4": {"id": "pay_4", "amount": 100, "currency": "USD", "status": "declined", "refunded_amount": 0}}
+    result = reconcile(_records(pay), [], _FakeServers(server), None, [], CONTRACT)
+    assert result["status"] == "mismatch" and result["counts"]["declined_mismatch"] == 1

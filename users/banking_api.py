@@ -104,4 +104,4 @@ class BankingAPIUser(PaymentSuiteUser):
         pending = []
         while self.pending and len(pending) < 10:
             pending.append(self.pending.popleft())
-        self.api.batch(self, pending)
+        self.pending.extendleft(reversed(self.api.batch(self, pending)))

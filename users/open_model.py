@@ -324,6 +324,9 @@ def resolve_class(environment, name: str) -> type[User]:
     tasks = getattr(cls, "tasks", [])
     if not tasks or not all(callable(t) and not isinstance(t, type) for t in tasks):
         raise ValueError(f"RATE_CLASS={name!r}: needs plain @task methods (no TaskSets)")
+    binding = apis.current()
+    if not any(binding.has(*getattr(t, "needs", ())) for t in tasks):
+        raise ValueError(f"RATE_CLASS={name!r}: none of its tasks exists in API_DIALECT={binding.name}")
     return cls
 
 
