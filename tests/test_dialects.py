@@ -17,8 +17,7 @@ import pytest
 import apis
 from apis.base import Binding
 from apis.records import Capability, major_text, to_major, to_minor
-from tests.fakes.baseline import BaselineFake
-from tests.fakes.ecosystem import EcosystemFake
+from tests.fakes import BaselineFake, EcosystemFake, run_against
 from tests.helpers import ROOT
 from tests.test_runner import run
 
@@ -142,20 +141,7 @@ def test_a_teams_own_binding_is_one_module(sandbox, tmp_path):
 
 
 def _run(fake, tmp_path, profile: str, dialect: str, seconds: str = "8s", **extra):
-    env = {
-        "API_DIALECT": dialect,
-        "PAYMENT_SERVICE_URL": fake.payment_url,
-        "BANKING_API_URL": fake.bank_url,
-        "REPORT_DIR": str(tmp_path / "reports"),
-        "RECONCILE": "on",  # not the sandbox: reconciliation is opt-in
-        "RUN_TIME": seconds,
-        "MIN_WAIT_TIME": "0",
-        "MAX_WAIT_TIME": "50",
-        "THINK_TIME_SCALE": "0.01",
-        **extra,
-    }
-    r = run(profile, env=env, timeout=240)
-    return r, json.loads((tmp_path / "reports" / f"{profile}-summary.json").read_text())
+    return run_against(fake, tmp_path, profile, dialect, seconds, **extra)
 
 
 @pytest.fixture(scope="module")

@@ -5,27 +5,13 @@ money bug fails the verdict with the mismatch named in the money section."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from tests.fakes import ContractFake
-from tests.test_runner import run
+from tests.fakes import ContractFake, run_against
 
 
 def _run(fake: ContractFake, tmp_path, profile: str, seconds: str = "8s"):
-    env = {
-        "PAYMENT_SERVICE_URL": fake.payment_url,
-        "BANKING_API_URL": fake.bank_url,
-        "REPORT_DIR": str(tmp_path / "reports"),
-        "RECONCILE": "on",  # not the sandbox: reconciliation is opt-in
-        "RUN_TIME": seconds,
-        "MIN_WAIT_TIME": "0",
-        "MAX_WAIT_TIME": "50",
-        "THINK_TIME_SCALE": "0.01",
-    }
-    r = run(profile, env=env, timeout=240)
-    return r, json.loads((tmp_path / "reports" / f"{profile}-summary.json").read_text())
+    return run_against(fake, tmp_path, profile, "contract", seconds)
 
 
 @pytest.fixture(scope="module")
