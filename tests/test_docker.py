@@ -165,7 +165,11 @@ def _check_pass(reports: Path, profile: str, users: int) -> dict:
     assert len(s["workers"]["requests_by_worker"]) == 2
     assert sum(s["workers"]["requests_by_worker"].values()) == s["totals"]["requests"] > 0
     assert s["users"]["peak"] == users
-    assert s["target"] == {"payment_service": "http://sandbox:8000", "banking_api": "http://sandbox:1080"}
+    assert s["target"] == {
+        "payment_service": "http://sandbox:8000",
+        "banking_api": "http://sandbox:1080",
+        "dialect": "contract",
+    }
     if profile != "failures":  # FailureSimulationUser moves no money
         assert s["money"]["enabled"] and s["money"]["ok"], s["money"]["problems"]
         counts = s["money"]["counts"]
