@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.settings import KEEP_ALIVE_S, SandboxSettings
 from tests.helpers import ROOT, free_port
 
 BAD = [
@@ -70,6 +69,8 @@ def test_defaults_are_the_documented_ones(monkeypatch: pytest.MonkeyPatch, tmp_p
         monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text("SANDBOX_BANK_ERROR_RATE=0.5\n")  # the settings never read a .env
+    from sandbox.settings import KEEP_ALIVE_S, SandboxSettings
+
     s = SandboxSettings()
     assert (s.host, s.payment_port, s.bank_port, s.data_dir) == ("127.0.0.1", 8000, 1080, Path(".sandbox-data"))
     assert (s.bank_timeout_s, s.keep_alive_s, s.auth_ttl_s) == (3.0, KEEP_ALIVE_S, 7 * 24 * 3600)
@@ -83,5 +84,7 @@ def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SANDBOX_BANK_ERROR_RATE", "0.25")
     monkeypatch.setenv("SANDBOX_PAYMENT_PORT", "9001")
     monkeypatch.setenv("SANDBOX_BREAK_INVARIANT", "refund_race")
+    from sandbox.settings import SandboxSettings
+
     s = SandboxSettings()
     assert (s.bank_error_rate, s.payment_port, s.break_invariant) == (0.25, 9001, "refund_race")
