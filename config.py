@@ -237,7 +237,7 @@ class Settings(BaseSettings):
 
     # --- Money
     reconcile: Annotated[Literal["auto", "on", "off"], Choice] = Field(
-        "auto", description="End-of-run money checks: auto (read the sandbox back; elsewhere the client's view), on, off"
+        "auto", description="End-of-run money checks: auto (sandbox read back, elsewhere client view), on, off"
     )
 
     # --- Race scenarios (profile race)
