@@ -262,7 +262,8 @@ class DataPool:
         self._countries = [c for c, w in COUNTRY_WEIGHTS.items() for _ in range(w)]
         self.customer = lru_cache(maxsize=4096)(self._customer)
         self.merchant = lru_cache(maxsize=4096)(self._merchant)
-        self._spread_card = lru_cache(maxsize=4096)(self._spread)
+        # The round robin is cyclic: a cache smaller than it would miss on every payment.
+        self._spread_card = lru_cache(maxsize=SPREAD_LAST4)(self._spread)
         self._spread_next = itertools.count(int(RUN_ID, 16) % SPREAD_LAST4)
 
     # records by index (pure functions of seed and index)

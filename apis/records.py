@@ -118,16 +118,15 @@ class MoneyOp:
 class KnownPayment:
     """A payment this run made and may follow up on."""
 
-    __slots__ = ("id", "amount", "currency", "merchant_id", "refunded", "last4", "failed")
+    __slots__ = ("id", "amount", "currency", "merchant_id", "refunded", "last4")
 
-    def __init__(self, id: str, amount: int, currency: str, merchant_id: str, last4: str, failed: bool = False):
+    def __init__(self, id: str, amount: int, currency: str, merchant_id: str, last4: str):
         self.id, self.amount, self.currency, self.merchant_id, self.last4 = id, amount, currency, merchant_id, last4
         self.refunded = 0
-        self.failed = failed  # declined but with an id (a dialect where a decline is a stored payment)
 
     @property
     def refundable(self) -> int:
-        return 0 if self.failed else self.amount - self.refunded
+        return self.amount - self.refunded
 
 
 class Held:

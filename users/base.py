@@ -21,7 +21,7 @@ from locust.contrib.fasthttp import FAILURE_EXCEPTIONS, FastHttpSession
 from locust.exception import CatchResponseError
 
 import apis
-from apis.base import Binding
+from apis.base import Binding, Check
 from apis.records import Capability, MoneyOp
 from config import auth_header, get_settings
 from data_generators import RUN_ID, data_pool, mix64
@@ -44,8 +44,6 @@ TIMEOUT, CONNECTION, SERVER_5XX, BAD_BODY, WRONG_ERROR = (
     "[wrong error]",
 )
 
-Check = Callable[[Any], str | None]  # returns a reason when the body is wrong
-
 
 def needs(*caps: Capability):
     """Mark a task as needing these capabilities of the API: without them it does not run (and
@@ -60,7 +58,7 @@ def needs(*caps: Capability):
 
 def runnable_tasks(tasks: list, binding: Binding) -> list:
     """The tasks whose capabilities the binding has (Locust's weighted list, filtered)."""
-    return [t for t in tasks if binding.has(*getattr(t, "needs", ()))]
+    return [t for t in tasks if exercised.task_runs(t, binding)]
 
 
 class RecentItems:

@@ -18,6 +18,11 @@ log = logging.getLogger("suite.api")
 NOTHING_TO_RUN_EXIT = 2
 
 
+def task_runs(task, binding: Binding) -> bool:
+    """Whether the API has every capability the task is marked as needing (``@needs``)."""
+    return binding.has(*getattr(task, "needs", ()))
+
+
 def missing_for(cls: type, binding: Binding) -> list[str]:
     """``Class.task (capability, ...)`` for each of the class's tasks the API cannot run, and
     ``Class: step (capability)`` for each step inside a task it skips (the class's ``steps``)."""
@@ -34,7 +39,7 @@ def missing_for(cls: type, binding: Binding) -> list[str]:
 
 
 def runnable(cls: type, binding: Binding) -> bool:
-    return any(binding.has(*getattr(t, "needs", ())) for t in getattr(cls, "tasks", []))
+    return any(task_runs(t, binding) for t in getattr(cls, "tasks", []))
 
 
 class ApiSection(Section):

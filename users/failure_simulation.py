@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from locust import tag, task
 
-from apis.base import names_field
 from users.base import PaymentSuiteUser, settings
 
-__all__ = ["FailureSimulationUser", "names_field"]
+__all__ = ["FailureSimulationUser"]
 
 
 class FailureSimulationUser(PaymentSuiteUser):

@@ -54,6 +54,7 @@ import apis
 from config import get_settings, parse_rate_stages
 from reporting.sections import RunContext, Section, register
 from reporting.thresholds import ThresholdError, load_operations, register_figures
+from users.exercised import runnable
 
 log = logging.getLogger("suite.open_model")
 settings = get_settings()
@@ -325,7 +326,7 @@ def resolve_class(environment, name: str) -> type[User]:
     if not tasks or not all(callable(t) and not isinstance(t, type) for t in tasks):
         raise ValueError(f"RATE_CLASS={name!r}: needs plain @task methods (no TaskSets)")
     binding = apis.current()
-    if not any(binding.has(*getattr(t, "needs", ())) for t in tasks):
+    if not runnable(cls, binding):
         raise ValueError(f"RATE_CLASS={name!r}: none of its tasks exists in API_DIALECT={binding.name}")
     return cls
 
