@@ -14,6 +14,7 @@ import money.hooks  # noqa: F401 - the ledger and the end-of-run reconciliation
 import monitoring.hooks  # noqa: F401 - live metrics to DogStatsD or OpenTelemetry (METRICS_SINK)
 import options  # noqa: F401 - the suite's command-line options
 import reporting.hooks  # noqa: F401 - registers the summary, SLO gate and integrity checks
+import reporting.latency  # noqa: F401 - the one latency record: Locust's bucketer at 0.1 % relative accuracy
 import reporting.memory  # noqa: F401 - bounds Locust's per-second counters and per-endpoint caches
 import reporting.timeline  # noqa: F401 - per-endpoint percentiles over time for the HTML summary (charts)
 import webui.access  # noqa: F401 - the UI stays on loopback unless a login protects it

@@ -15,7 +15,7 @@ from locust.runners import MasterRunner
 from locust.stats import RequestStats, StatsEntry
 
 import apis
-from reporting import integrity, sections
+from reporting import integrity, latency, sections
 from reporting.html_report import bank_text
 from reporting.thresholds import CORRECTED_METRICS, Threshold, extra_figures
 
@@ -66,26 +66,31 @@ def categorize(error: str) -> str:
     return "other"
 
 
-def _ms(value: float | None) -> float | None:
-    return None if value is None else round(float(value), 2)
-
-
 def entry_figures(entry: StatsEntry, window_s: float) -> dict[str, Any]:
     """Figures of one endpoint (or the total). RPS is over ``window_s``, the same window for every
-    endpoint and the total, so the endpoints' RPS add up to the total's."""
+    endpoint and the total, so the endpoints' RPS add up to the total's. Latencies come from the
+    one latency record (``reporting.latency``): min <= p50 <= p95 <= p99 <= p99.9 <= max."""
     n = entry.num_requests
     duration = max(window_s, 1e-9)
+    timing = latency.entry_figures(entry)
     return {
         "requests": n,
         "failures": entry.num_failures,
         "error_rate": round(entry.num_failures / n, 6) if n else 0.0,
         "rps": round(n / duration, 3) if n and duration else 0.0,
-        "avg_ms": _ms(entry.avg_response_time) if n else None,
-        "p50_ms": _ms(entry.get_response_time_percentile(0.5)) if n else None,
-        "p95_ms": _ms(entry.get_response_time_percentile(0.95)) if n else None,
-        "p99_ms": _ms(entry.get_response_time_percentile(0.99)) if n else None,
-        "max_ms": _ms(entry.max_response_time) if n else None,
+        "avg_ms": round(float(entry.avg_response_time), 2) if timing["max_ms"] is not None else None,
+        **timing,
     }
+
+
+def percentile_curves(stats: RequestStats) -> dict[str, list[list[float]]]:
+    """The percentile chart's points ([[percent, ms], ...]) of the total and each endpoint."""
+    curves = {"total": latency.curve(stats.total)}
+    for (name, _method), entry in sorted(stats.entries.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+        points = latency.curve(entry)
+        if points:
+            curves.setdefault(name, points)
+    return curves
 
 
 def endpoint_table(stats: RequestStats, window_s: float) -> list[dict[str, Any]]:
@@ -281,6 +286,8 @@ def build(environment, run, settings, profile: str, report_dir: Path) -> dict[st
         },
         "totals": entry_figures(stats.total, run_s),
         "endpoints": endpoint_table(stats, run_s),
+        # whole run, service latency; an open-model section adds its corrected curves
+        "percentile_curves": {"service": percentile_curves(stats)},
         "steady_state": {
             "window_s": round(window_s, 2),
             "whole_run_fallback": not use_steady,

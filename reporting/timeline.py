@@ -4,9 +4,9 @@ Locust's stats hold percentiles for the whole run only (and "current" ones for t
 seconds); the question "when during the run did POST /payments p99 get worse?" needs them per
 time bucket. This section records, from Locust's ``request`` event:
 
-- per endpoint per time bucket, a histogram of response times rounded the way Locust rounds them
-  (``locust.stats.bucket_response_time``), so a bucket's p50/p95/p99 equal what Locust would say for
-  the same requests (``calculate_response_time_percentile``);
+- per endpoint per time bucket, a histogram of response times in the buckets of the suite's one
+  latency record (``reporting.latency``: 0.1 % relative accuracy), kept as bucket indices so a
+  closed bucket packs into an int array, and read with the same percentile rule as every table;
 - failures per bucket per endpoint by the suite's categories (``reporting.summary.categorize``);
 - the users running (the most seen in the bucket, sampled every second).
 
@@ -22,8 +22,8 @@ summary (``--report-dir``).
 Memory. At most :data:`MAX_BUCKETS` buckets: 5 s buckets for up to 30 minutes; past that, pairs
 of buckets merge and the width doubles (10 s up to an hour, 20 s up to two, ...). A bucket holds
 one histogram per endpoint (at most :data:`MAX_ENDPOINTS` names; more are counted together as
-``(other endpoints)``), and Locust's rounding keeps a histogram to ~310 keys for times under 100 s
-(in practice a few dozen). So the bound is MAX_BUCKETS x endpoints x distinct rounded times,
+``(other endpoints)``), and the record's buckets keep a histogram to ~1,150 keys per decade of
+response time (in practice a few hundred). So the bound is MAX_BUCKETS x endpoints x distinct rounded times,
 whatever the request rate; a 30-minute run of the suite's ~30 endpoints measures a few MB.
 """
 
@@ -37,12 +37,12 @@ from itertools import chain
 from typing import Any
 
 import gevent
-import locust.stats
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
 import apis
 import options
+from reporting import latency
 from reporting.run import RUN
 from reporting.sections import RunContext, Section, register
 from reporting.summary import categorize
@@ -52,12 +52,12 @@ MAX_BUCKETS = 384  # 32 minutes of 5 s buckets: a 30-minute run (and its ramp an
 MAX_ENDPOINTS = 100
 OTHER = "(other endpoints)"
 WIDTH_OPTION = "suite_timeline_bucket_s"  # set on the master, reaches the workers with its options
-NO_TIME = -1  # histogram key of a request reported without a response time (custom clients)
+NO_TIME = -(2**31)  # histogram key of a request reported without a response time (custom clients)
 _CATEGORY_CACHE_MAX = 2000
 
 
 def _items(counts):
-    """(rounded ms, requests) pairs of a histogram: an open bucket's dict or a closed one's array."""
+    """(bucket index, requests) pairs of a histogram: an open bucket's dict or a closed one's array."""
     if isinstance(counts, array):
         return zip(counts[::2], counts[1::2], strict=True)
     return counts.items()
@@ -75,7 +75,7 @@ class _Bucket:
     __slots__ = ("hist", "fails", "users", "closed")
 
     def __init__(self) -> None:
-        self.hist: dict[str, Any] = {}  # endpoint -> {rounded ms: requests} (array once closed)
+        self.hist: dict[str, Any] = {}  # endpoint -> {bucket index: requests} (array once closed)
         self.fails: dict[str, defaultdict[str, int]] = {}  # endpoint -> {category: failures}
         self.users = 0
         self.closed = False
@@ -130,23 +130,10 @@ PERCENTILES = ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"))
 
 
 def percentiles(hist) -> dict[str, float | None]:
-    """p50/p95/p99 of a histogram of Locust-rounded times, by Locust's own rule
-    (``locust.stats.calculate_response_time_percentile``); untimed requests left out."""
-    timed = sorted(((rt, n) for rt, n in _items(hist) if rt != NO_TIME and n), reverse=True)
-    count = sum(n for _, n in timed)
-    out: dict[str, float | None] = {}
-    for pct, label in PERCENTILES:
-        if not count:
-            out[label] = None
-            continue
-        wanted, processed, value = int(count * pct), 0, 0
-        for rt, n in timed:
-            processed += n
-            if count - processed <= wanted:
-                value = rt
-                break
-        out[label] = float(value)
-    return out
+    """p50/p95/p99 (ms) of a histogram of bucket indices, by the record's rule
+    (``reporting.latency.percentile``); untimed requests left out."""
+    timed = [(latency.index_value(i), n) for i, n in _items(hist) if i != NO_TIME and n]
+    return {label: latency.percentile(timed, pct) for pct, label in PERCENTILES}
 
 
 class TimelineSection(Section):
@@ -271,7 +258,7 @@ class TimelineSection(Section):
         width = getattr(opts, WIDTH_OPTION, None) or bucket_width(getattr(opts, "run_time", None))
         self.reset(int(width))
         self.environment = environment
-        self._round = locust.stats.bucket_response_time  # read now: a locustfile may replace it
+        self._round = latency.bucket_index
         self.recording = True
         if not self.listening and not isinstance(environment.runner, MasterRunner):
             environment.events.request.add_listener(self.on_request)

@@ -202,6 +202,7 @@ import random, time
 from locust.stats import RequestStats  # noqa: F401  (Locust patches first)
 import locust.stats
 from locust.stats import StatsEntry, RequestStats
+from reporting import latency
 from reporting import timeline as tl
 from reporting.sections import RunContext
 
@@ -210,11 +211,12 @@ class Env:
     events = None
 
 section = tl.TimelineSection()
-section._round = locust.stats.bucket_response_time
+section._round = latency.bucket_index
 rng = random.Random(7)
 stats = RequestStats()
 start = time.time()
-# one bucket: the timeline's percentiles equal Locust's for the same requests
+# one bucket: the timeline's percentiles equal Locust's for the same requests (the same record)
+assert locust.stats.bucket_response_time is latency.bucket
 for i in range(5000):
     rt = rng.lognormvariate(3, 1.2)
     name = "POST /payments" if i % 3 else "GET /health"
@@ -241,7 +243,7 @@ assert sum(fig2["requests"]) == 5000 and fig2["endpoints"]["POST /payments"]["p9
 assert all(b.closed for b in master.buckets.values() if b is not master.current)
 # a second worker, in a bucket of its own a minute earlier, with endpoints past the master's cap
 other = tl.TimelineSection()
-other._round = locust.stats.bucket_response_time
+other._round = latency.bucket_index
 other._open(start - 60)
 for k in range(tl.MAX_ENDPOINTS + 5):
     other.on_request("GET", f"GET /w2/{k}", 3, 0, RuntimeError("[timeout] read timed out") if k < 2 else None)
@@ -252,7 +254,7 @@ assert sum(fig3["endpoints"][tl.OTHER]["requests"]) == 7 and fig3["failures"]["t
 
 # a long run: never more than MAX_BUCKETS buckets, the width doubles, nothing is lost
 long = tl.TimelineSection()
-long._round = locust.stats.bucket_response_time
+long._round = latency.bucket_index
 t0 = 1_700_000_000
 for b in range(3 * tl.MAX_BUCKETS):  # 90 minutes of 5 s buckets
     long._open(t0 + b * tl.BUCKET_S)
@@ -263,7 +265,7 @@ assert all(bk.closed for bk in long.buckets.values() if bk is not long.current) 
 
 # the endpoint cap: names beyond it are counted together
 capped = tl.TimelineSection()
-capped._round = locust.stats.bucket_response_time
+capped._round = latency.bucket_index
 for k in range(tl.MAX_ENDPOINTS + 50):
     capped.on_request("GET", f"GET /item/{k}", 5, 0, RuntimeError("boom"))
 assert len(capped.methods) == tl.MAX_ENDPOINTS + 1 and sum(capped.hist[tl.OTHER].values()) == 50

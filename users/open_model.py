@@ -52,6 +52,7 @@ from locust.user.users import LOCUST_STATE_STOPPING
 
 import apis
 from config import get_settings, parse_rate_stages
+from reporting import latency
 from reporting.sections import RunContext, Section, register
 from reporting.thresholds import ThresholdError, load_operations, register_figures
 from users.exercised import runnable
@@ -62,7 +63,7 @@ settings = get_settings()
 LATE_TOLERANCE_S = 0.010  # a scheduler waking later than this after an arrival was due: late
 MAX_IN_FLIGHT_SECONDS = 2.0  # default cap: this many seconds of arrivals at the peak rate
 SCHEDULERS_OPTION = "suite_rate_schedulers"  # the master's user count, handed to its workers
-PERCENTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999))
+BURST_QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999))
 HISTORY_ROWS = 7200  # per-second rows kept in the summary JSON (the CSV has them all)
 
 
@@ -128,28 +129,6 @@ def current_due() -> float | None:
     """perf_counter() time the current greenlet's next request was due (None: not an arrival)."""
     op = _OP.get()
     return op[0] if op else None
-
-
-def _lag_bucket(ms: float) -> float:
-    if ms < 10:
-        return math.floor(ms * 10) / 10
-    if ms < 100:
-        return float(math.floor(ms))
-    if ms < 1000:
-        return float(math.floor(ms / 10) * 10)
-    return float(math.floor(ms / 100) * 100)
-
-
-def _hist_percentile(hist: dict[float, int], q: float) -> float | None:
-    total = sum(hist.values())
-    if not total:
-        return None
-    seen, want = 0, q * total
-    for bucket in sorted(hist):
-        seen += hist[bucket]
-        if seen >= want:
-            return bucket
-    return max(hist)
 
 
 COUNTERS = ("expected", "due", "unscheduled", "sent", "dropped", "late", "requests", "corrected_below_service")
@@ -269,12 +248,7 @@ STATE = RateState()
 
 
 def _figures(entry: StatsEntry, suffix: str = "_ms") -> dict[str, Any]:
-    n = entry.num_requests
-    out: dict[str, Any] = {"requests": n}
-    for label, q in PERCENTILES:
-        out[label + suffix] = round(float(entry.get_response_time_percentile(q)), 2) if n else None
-    out["max" + suffix] = round(float(entry.max_response_time), 2) if n else None
-    return out
+    return {"requests": entry.num_requests, **latency.entry_figures(entry, suffix)}
 
 
 def corrected_figures() -> dict[str, dict[str, Any]]:
@@ -476,7 +450,7 @@ class RateUser(User):
             if lag > LATE_TOLERANCE_S:
                 counts["late"] += 1
                 row[3] += 1
-            bucket = _lag_bucket(lag * 1000.0)
+            bucket = latency.bucket(lag * 1000.0)
             STATE.lag[bucket] = STATE.lag.get(bucket, 0) + 1
             actor = pool.take()
             if actor is False:
@@ -590,9 +564,9 @@ class RateSection(Section):
             "achieved_ratio": round(sent / scheduled, 4) if scheduled else None,
             "in_flight_peak": STATE.in_flight_peak,
             "lag_ms": {
-                "p50": _hist_percentile(STATE.lag, 0.5),
-                "p99": _hist_percentile(STATE.lag, 0.99),
-                "max": max(STATE.lag) if STATE.lag else None,
+                "p50": _round(latency.percentile(STATE.lag, 0.5)),
+                "p99": _round(latency.percentile(STATE.lag, 0.99)),
+                "max": _round(max(STATE.lag)) if STATE.lag else None,
             },
             "requests_timed": int(counts["requests"]),
             "corrected_below_service": int(counts["corrected_below_service"]),
@@ -616,6 +590,11 @@ class RateSection(Section):
             )
         data["endpoints"] = rows
         data["total"] = {"service": _figures(service.total), "corrected": _figures(STATE.corrected.total)}
+        # the percentile chart draws these beside the service curves (summary["percentile_curves"])
+        corrected_curves = {"total": latency.curve(STATE.corrected.total)}
+        for (name, _method), entry in sorted(STATE.corrected.entries.items()):
+            corrected_curves.setdefault(name, latency.curve(entry))
+        data["corrected_curves"] = corrected_curves
         first = min(STATE.seconds) if STATE.seconds else 0
         history = [
             {"t": sec - first, "epoch": sec, "target": r[0], "sent": r[1], "dropped": r[2], "late": r[3]}
@@ -790,11 +769,8 @@ class BurstUser(User):
         raise StopUser()
 
 
-def _percentile(sorted_values: list[float], q: float) -> float | None:
-    if not sorted_values:
-        return None
-    k = max(0, min(len(sorted_values) - 1, math.ceil(q * len(sorted_values)) - 1))
-    return round(sorted_values[k], 2)
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
 
 
 def _burst_figures(samples: list, duration: float) -> dict[str, Any]:
@@ -811,7 +787,7 @@ def _burst_figures(samples: list, duration: float) -> dict[str, Any]:
         "min_ms": round(times[0], 2) if times else None,
         "avg_ms": round(sum(times) / n, 2) if n else None,
         "max_ms": round(times[-1], 2) if times else None,
-        **{f"p{int(q * 100)}_ms": _percentile(times, q) for q in (0.5, 0.9, 0.95, 0.99)},
+        **{f"{label}_ms": _round(latency.exact_percentile(times, q)) for label, q in BURST_QUANTILES},
     }
 
 
