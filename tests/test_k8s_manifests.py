@@ -1,11 +1,15 @@
-"""deploy/k8s: no cluster runs here, so the manifests are parsed and held to the compose file: the
-suite's image, the same Locust options and settings, and the token only from the Secret."""
+"""deploy/k8s: no cluster runs here, so the manifests are validated offline (the built-in kinds
+against Kubernetes' own schemas through kubernetes-validate, the LocustTest against the operator's
+documented v2 fields) and held to the compose file: the suite's image, the same Locust options and
+settings, and the token only from the Secret."""
 
 from __future__ import annotations
 
+import copy
 import re
 import shlex
 
+import pytest
 import yaml
 
 from config import Settings
@@ -125,3 +129,122 @@ def test_the_token_comes_only_from_the_secret():
     for path in K8S.glob("*.yaml"):
         if path.name != "secret.yaml":
             assert "test_token" not in path.read_text(), path.name
+
+
+# -- offline schema validation ----------------------------------------------------------------------
+
+# The Kubernetes release the built-in resources are validated against (kubernetes-validate ships its
+# schemas, so no cluster and no network are needed).
+KUBERNETES_VERSION = "1.33.0"
+
+_ENV_REF = {
+    "type": "object",
+    "required": ["name"],
+    "additionalProperties": False,
+    "properties": {"name": {"type": "string", "minLength": 1}, "prefix": {"type": "string"}},
+}
+_POD_EXTRAS = {
+    "resources": {"type": "object"},
+    "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+    "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+    "extraArgs": {"type": "array", "items": {"type": "string"}},
+}
+# The LocustTest v2 spec as the operator's API reference lists its fields (root, MasterSpec,
+# WorkerSpec, EnvConfig): required fields, types, and no field it does not name, so a typo fails.
+LOCUSTTEST_V2 = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "locust.io/v2"},
+        "kind": {"const": "LocustTest"},
+        "metadata": {"type": "object", "required": ["name"]},
+        "spec": {
+            "type": "object",
+            "required": ["image", "master", "worker"],
+            "additionalProperties": False,
+            "properties": {
+                "image": {"type": "string", "minLength": 1},
+                "imagePullPolicy": {"enum": ["Always", "IfNotPresent", "Never"]},
+                "imagePullSecrets": {"type": "array", "items": _ENV_REF},
+                "master": {
+                    "type": "object",
+                    "required": ["command"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "command": {"type": "string", "minLength": 1},
+                        "autostart": {"type": "boolean"},
+                        "autoquit": {"type": "object"},
+                        **_POD_EXTRAS,
+                    },
+                },
+                "worker": {
+                    "type": "object",
+                    "required": ["command", "replicas"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "command": {"type": "string", "minLength": 1},
+                        "replicas": {"type": "integer", "minimum": 1, "maximum": 500},
+                        **_POD_EXTRAS,
+                    },
+                },
+                "testFiles": {"type": "object"},
+                "scheduling": {"type": "object"},
+                "env": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "configMapRefs": {"type": "array", "items": _ENV_REF},
+                        "secretRefs": {"type": "array", "items": _ENV_REF},
+                        "variables": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["name"],
+                                "properties": {"name": {"type": "string"}, "value": {"type": "string"}},
+                            },
+                        },
+                        "secretMounts": {"type": "array"},
+                    },
+                },
+                "volumes": {"type": "array"},
+                "volumeMounts": {"type": "array"},
+                "observability": {"type": "object"},
+            },
+        },
+    },
+}
+
+
+def validate_manifest(doc: dict) -> None:
+    """Raises when ``doc`` breaks its schema: Kubernetes' own (strict: no unknown fields) for the
+    built-in kinds, the operator's documented v2 fields for a LocustTest."""
+    import jsonschema
+    import kubernetes_validate
+
+    if doc["kind"] == "LocustTest":
+        jsonschema.validate(doc, LOCUSTTEST_V2)
+    else:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("kind_name", sorted(MANIFESTS), ids=lambda kn: f"{kn[0]}/{kn[1]}")
+def test_every_manifest_validates_against_its_schema(kind_name):
+    validate_manifest(MANIFESTS[kind_name])
+
+
+PLANTED = [
+    (("Deployment", "locust-worker"), lambda d: d["spec"].update(replica=2)),  # a typo of replicas
+    (("Deployment", "locust-master"), lambda d: d["spec"]["template"]["spec"]["containers"][0].update(args="x")),
+    (("Service", "locust-master"), lambda d: d["spec"]["ports"][0].update(port="5557")),
+    (("LocustTest", "payment-volume"), lambda d: d["spec"]["worker"].update(replica=2)),
+    (("LocustTest", "payment-volume"), lambda d: d["spec"].pop("master")),
+    (("LocustTest", "payment-volume"), lambda d: d["spec"]["env"].update(configMapRef=[])),
+]
+
+
+@pytest.mark.parametrize("kind_name,break_it", PLANTED, ids=[f"{k[0]}-{i}" for i, (k, _) in enumerate(PLANTED)])
+def test_a_broken_manifest_fails_validation(kind_name, break_it):
+    doc = copy.deepcopy(MANIFESTS[kind_name])
+    break_it(doc)
+    with pytest.raises(Exception, match=r"(?i)not allowed|not of type|required|unexpected"):
+        validate_manifest(doc)
