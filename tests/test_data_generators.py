@@ -81,17 +81,22 @@ def test_amounts_respect_minor_units_and_categories():
     assert to_minor_units(19.99, "USD") == 1999
     assert to_minor_units(10.0, "JPY") == 1500  # no minor unit: 10 USD ~ 1500 yen
     assert to_minor_units(10**9, "USD") == 99_999_999
-    pool, rng = DataPool(9, 1000, 30), random.Random(4)
-    by_category: dict[str, list[int]] = {}
+    pool, rng = DataPool(9, 1000, 300), random.Random(4)
     for _ in range(3000):
         body = pool.payment(rng)
-        merchant = next(m for m in (pool.merchant(j) for j in range(30)) if m.id == body["merchant_id"])
         assert 1 <= body["amount"] <= 99_999_999 and body["currency"] in CURRENCIES
-        if body["currency"] == "USD":
-            by_category.setdefault(merchant.category.name, []).append(body["amount"])
-    med = {k: sorted(v)[len(v) // 2] for k, v in by_category.items() if len(v) > 20}
-    if "airlines" in med and "digital_goods" in med:
-        assert med["airlines"] > 10 * med["digital_goods"]
+    # an airline's tickets cost far more than digital goods: one merchant of each, paid in USD
+    merchants = {}
+    for j in range(300):
+        merchants.setdefault(pool.merchant(j).category.name, pool.merchant(j))
+    assert {"airlines", "digital_goods"} <= set(merchants), sorted(merchants)
+    medians = {}
+    for name in ("airlines", "digital_goods"):
+        amounts = [pool.payment(rng, merchant=merchants[name]) for _ in range(2000)]
+        usd = sorted(b["amount"] for b in amounts if b["currency"] == "USD")
+        assert len(usd) > 50, (name, len(usd))
+        medians[name] = usd[len(usd) // 2]
+    assert medians["airlines"] > 10 * medians["digital_goods"], medians
 
 
 def test_startup_does_not_grow_with_customer_count():
