@@ -117,8 +117,10 @@ def test_startup_does_not_grow_with_customer_count():
         )
         for n in (1000, 1_000_000)
     }
-    assert took[1_000_000] < 1.0
-    assert took[1_000_000] < took[1000] * 1.5 + 0.1
+    # What this guards is growth with the pool size (a ratio measured in one test); the 1 s start-up
+    # target itself is measured by the benchmark (bench/), and 3 s only catches a pool built eagerly.
+    assert took[1_000_000] < took[1000] * 1.5 + 0.1, took
+    assert took[1_000_000] < 3.0, took
 
 
 def test_spread_cards_cover_every_last_four_once_per_round():

@@ -84,7 +84,9 @@ def test_silent_target_exits_3_within_5_s(tmp_path):
     finally:
         listener.close()
     assert r.returncode == 3 and f"http://127.0.0.1:{port}" in r.stderr and "no answer within" in r.stderr
-    assert took < 5, took
+    # "in seconds": the pre-flight gives up after its own short timeout; a bound of 10 s (start-up of
+    # the runner included, on a busy machine) still fails a check that waits for the run's timeouts.
+    assert took < 10, took
 
 
 def _summary(tmp_path: Path, profile: str) -> dict:

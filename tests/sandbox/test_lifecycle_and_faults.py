@@ -113,7 +113,9 @@ def test_fault_injection_changes_latency_and_error_rate_at_runtime(fresh_sandbox
     box.set_bank_faults(latency_ms=80, jitter_ms=20)
     slow, _ = _timed_authorizations(box, 30)
     added = statistics.median(slow) - statistics.median(base)
-    assert 60 <= added <= 110, added
+    # 80 ms (jitter 20) added at runtime: the median moves by about 80 ms. The bounds leave room for a
+    # busy machine and still fail when the fault is ignored (0) or applied twice (160).
+    assert 55 <= added <= 140, added
     box.set_bank_faults(error_rate=0.5)
     _, codes = _timed_authorizations(box, 200)
     share = codes.count(500) / len(codes)
