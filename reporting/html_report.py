@@ -701,6 +701,9 @@ def render(summary: dict, baseline: dict | None = None, commit: str | None = Non
     body.append(_table(["threshold", ">actual", "result"], th_rows, "thresholds") if th_rows else "<p>none</p>")
     body.append('<h2 id="charts">Charts</h2>')
     body.append(charts_html(s, baseline))
+    from reporting.percentile_chart import section_html  # its own module; it imports this one
+
+    body.append(section_html(s, baseline))
     comp = s.get("comparison")
     if baseline or comp:
         tolerance = (comp or {}).get("tolerance", 0.25)

@@ -4,6 +4,7 @@ its page - unit tests of each piece, then two short smoke runs opened in headles
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -37,7 +38,11 @@ class Charts(HTMLParser):
             if a.get(key) and not a[key].startswith(("data:", "#")):
                 self.external.append(a[key])
         if tag == "figure":
-            self.figures.append({"attrs": a, "series": [], "limits": [], "steady": None})
+            self.figures.append({"attrs": a, "series": [], "limits": [], "steady": None, "svg": {}})
+        elif tag == "svg" and "viewbox" in a and self.figures and not self.figures[-1]["svg"]:
+            self.figures[-1]["svg"] = a  # the chart's own (the legend's swatches have none)
+        elif tag == "path" and self.figures and self.figures[-1]["series"]:
+            self.figures[-1]["series"][-1].setdefault("d", a["d"])  # a series' line comes first in its group
         elif tag == "g" and "data-series" in a and self.figures:
             xs = [float(v) for v in a["data-x"].split(",") if v]
             ys = [float(v) for v in a["data-y"].split(",") if v]
@@ -169,6 +174,102 @@ def test_page_without_a_timeline_or_baseline_still_renders():
     del summary["timeline"]
     page = html_report.render(summary)
     assert "No timeline in this summary" in page and 'id="baseline"' not in page
+
+
+# -- latency by percentile (issue 21, part 7) ------------------------------------------------------
+
+PERCENTS = [0.0, 25.0, 50.0, 75.0, 90.0, 95.0, 97.5, 99.0, 99.5, 99.75, 99.9, 99.95, 99.99, 100.0]
+
+
+def curve(scale: float, tail: float = 1.0) -> list[list[float]]:
+    """[[percent, ms], ...] as reporting.latency.curve writes it: 0 (the min) .. 100 (the max)."""
+    body = [2.1, 4.0, 5.2, 7.9, 12.0, 15.5, 19.0, 26.0, 31.0, 40.0, 52.0, 60.0, 61.0, 61.0]
+    return [[p, round(ms * scale * (tail if p >= 99 else 1.0), 3)] for p, ms in zip(PERCENTS, body, strict=True)]
+
+
+def with_curves(summary: dict, scale: float = 1.0, corrected: bool = False) -> dict:
+    summary["percentile_curves"] = {
+        "service": {"total": curve(scale), "POST /payments": curve(scale * 1.5), "GET /health": curve(scale * 0.2)}
+    }
+    if corrected:
+        summary["open_model"] = {"corrected_curves": {"total": curve(scale, 3.0), "POST /payments": curve(scale, 4.0)}}
+    return summary
+
+
+def percentile_charts(page: str) -> dict[str, dict]:
+    return {f["attrs"]["data-percentiles"]: f for f in charts_of(page).figures if "data-percentiles" in f["attrs"]}
+
+
+def path_points(d: str) -> list[tuple[float, float]]:
+    return [(float(x), float(y)) for x, y in re.findall(r"[ML]([-\d.]+) ([-\d.]+)", d)]
+
+
+def test_percentile_charts_follow_the_summarys_curves_on_a_1_over_1_minus_p_axis():
+    from reporting import html_report
+    from reporting.percentile_chart import MT, PH  # the plot area's top and height (px)
+
+    summary = with_curves(fake_summary())
+    charts = percentile_charts(html_report.render(summary))
+    assert set(charts) == {"POST /payments", "total"}  # the money endpoints and the total; GET /health is not
+    for name, chart in charts.items():
+        (only,) = chart["series"]  # no baseline, closed model: the service curve alone
+        assert (only["data-series"], only["data-run"]) == ("service", "current")
+        raw = summary["percentile_curves"]["service"][name]
+        assert only["xs"] == [p for p, _ in raw[:-1]] and only["ys"] == [ms for _, ms in raw[:-1]]
+        assert float(only["data-max"]) == raw[-1][1] and f"max {raw[-1][1]:g} ms" in only["data-label"]
+        assert all(b > a for a, b in zip(only["xs"], only["xs"][1:], strict=False))  # percent rises
+        assert all(b >= a for a, b in zip(only["ys"], only["ys"][1:], strict=False))  # ms never falls
+        # where the line is drawn: x follows log10(1 / (1 - p)), 99.99 % four steps of ten from 0 %
+        points = path_points(only["d"])
+        assert len(points) == len(only["xs"])
+        x0, x_end = points[0][0], points[-1][0]
+        for (x, _), p in zip(points, only["xs"], strict=True):
+            expected = math.log10(1 / (1 - p / 100)) / 4
+            assert (x - x0) / (x_end - x0) == pytest.approx(expected, abs=0.002), p
+        # and y follows the scale the chart says it uses (higher ms: higher up)
+        svg = chart["svg"]
+        lo, hi = float(svg["data-y-min"]), float(svg["data-y-max"])
+        for (_, y), ms in zip(points, only["ys"], strict=True):
+            frac = (
+                (math.log10(ms) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))
+                if svg["data-y-scale"] == "log"
+                else ms / hi
+            )
+            assert (MT + PH - y) / PH == pytest.approx(frac, abs=0.003), ms
+    assert charts["total"]["svg"]["data-y-scale"] == "log"  # 2.1 .. 61 ms: a factor of 29
+
+
+def test_percentile_charts_overlay_the_baseline_and_the_corrected_curve_only_when_present():
+    from reporting import html_report
+
+    base, current = with_curves(fake_summary()), with_curves(fake_summary(), scale=1.3, corrected=True)
+    charts = percentile_charts(html_report.render(current, base))
+    for name in ("POST /payments", "total"):
+        drawn = {(s["data-series"], s["data-run"]): s for s in charts[name]["series"]}
+        assert set(drawn) == {("service", "current"), ("service", "baseline"), ("corrected", "current")}
+        assert drawn["service", "baseline"]["ys"] == [ms for _, ms in base["percentile_curves"]["service"][name][:-1]]
+        assert drawn["corrected", "current"]["ys"] == [
+            ms for _, ms in current["open_model"]["corrected_curves"][name][:-1]
+        ]
+        assert 'stroke-dasharray="6 4"' not in drawn["service", "current"]["d"]
+    # a closed-model run with a baseline: no corrected curve; an open-model baseline's corrected curve overlaid
+    charts = percentile_charts(html_report.render(with_curves(fake_summary()), current))
+    kinds = {(s["data-series"], s["data-run"]) for s in charts["total"]["series"]}
+    assert kinds == {("service", "current"), ("service", "baseline")}
+    charts = percentile_charts(html_report.render(current, current))
+    kinds = {(s["data-series"], s["data-run"]) for s in charts["total"]["series"]}
+    assert ("corrected", "baseline") in kinds
+    # a baseline from before the curves: no overlay, and the page says so
+    old = fake_summary()
+    page = html_report.render(current, old)
+    assert all(s["data-run"] == "current" for c in percentile_charts(page).values() for s in c["series"])
+    assert "has no percentile curves to overlay" in page
+    # no curves at all: a note, no chart; no timeline: the POST endpoints are charted
+    page = html_report.render(fake_summary())
+    assert percentile_charts(page) == {} and "No percentile curves in this summary" in page
+    summary = with_curves(fake_summary())
+    del summary["timeline"]
+    assert set(percentile_charts(html_report.render(summary))) == {"POST /payments", "total"}
 
 
 def test_history_prints_the_trend_and_writes_its_page(tmp_path, capsys):
@@ -353,6 +454,21 @@ def screenshot(driver, path: Path) -> None:
     driver.save_screenshot(str(path))
 
 
+def rendered_x_follows_1_over_1_minus_p(figure, raw: list[list[float]]) -> bool:
+    """The service curve's points as Chromium lays them out: their horizontal distances from the
+    0 % point follow log10(1 / (1 - p)) (99.99 % four steps of ten away)."""
+    from selenium.webdriver.common.by import By
+
+    dots = figure.find_elements(By.CSS_SELECTOR, 'g[data-series="service"][data-run="current"] circle')
+    assert len(dots) == len(raw) - 1  # every percentile below 100 % (the max is drawn apart)
+    xs = [d.location["x"] + d.size["width"] / 2 for d in dots]
+    span = xs[-1] - xs[0]
+    assert span > 300, span
+    for x, (p, _) in zip(xs, raw, strict=False):
+        assert (x - xs[0]) / span == pytest.approx(math.log10(1 / (1 - p / 100)) / 4, abs=0.01), p
+    return True
+
+
 @pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver")
 def test_pages_open_in_chromium_without_errors_and_plot_the_json(two_smoke_runs, browser):
     from selenium.webdriver.common.by import By
@@ -373,13 +489,49 @@ def test_pages_open_in_chromium_without_errors_and_plot_the_json(two_smoke_runs,
         By.CSS_SELECTOR, 'figure[data-endpoint="POST /payments"] g[data-series="p95"][data-run="current"]'
     )
     plotted = [float(v) for v in g.get_attribute("data-y").split(",")]
-    assert plotted[-1] == pytest.approx(last_value(summary["timeline"]["endpoints"]["POST /payments"]["p95"]))
+    # (to the chart's 3 decimals)
+    assert plotted[-1] == pytest.approx(last_value(summary["timeline"]["endpoints"]["POST /payments"]["p95"]), abs=5e-4)
     assert g.find_element(By.TAG_NAME, "path").size["width"] > 100  # drawn across the chart
     screenshot(browser, SHOTS / "summary-charts.png")
     assert [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "WARNING")] == []
+    # latency by percentile: the total and each money endpoint, the first run overlaid, as laid out on screen
+    curves = summary["percentile_curves"]["service"]
+    names = [n for n in summary["timeline"]["money_endpoints"] if curves.get(n)] + ["total"]
+    assert len(names) >= 3, names
+    for name in names:
+        figure = browser.find_element(By.CSS_SELECTOR, f'figure[data-percentiles="{name}"]')
+        assert figure.size["width"] > 500 and figure.size["height"] > 200
+        assert rendered_x_follows_1_over_1_minus_p(figure, curves[name])
+        baseline_line = figure.find_element(By.CSS_SELECTOR, 'g[data-series="service"][data-run="baseline"] path')
+        assert baseline_line.size["width"] > 300  # the first run's curve drawn across too
+        assert figure.find_elements(By.CSS_SELECTOR, 'g[data-series="corrected"]') == []  # closed model
+    section = browser.find_element(By.CSS_SELECTOR, "#percentiles + .charts")
+    browser.execute_script("arguments[0].scrollIntoView()", section)
+    section.screenshot(str(SHOTS / "percentile-charts.png"))
 
     browser.get((reports / "history.html").as_uri())
     assert "Run history of smoke" in browser.find_element(By.TAG_NAME, "h1").text
     assert len(browser.find_elements(By.CSS_SELECTOR, "figure.chart")) == 3
     screenshot(browser, SHOTS / "history.png")
+    assert [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "WARNING")] == []
+
+
+@pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver")
+def test_open_model_percentile_chart_draws_service_corrected_and_baseline_in_chromium(tmp_path, browser):
+    from selenium.webdriver.common.by import By
+
+    from reporting import html_report
+
+    current = with_curves(fake_summary(), scale=1.3, corrected=True)
+    page = tmp_path / "rate-summary.html"
+    page.write_text(html_report.render(current, with_curves(fake_summary())), encoding="utf-8")
+    browser.get(page.as_uri())
+    for name in ("POST /payments", "total"):
+        figure = browser.find_element(By.CSS_SELECTOR, f'figure[data-percentiles="{name}"]')
+        assert rendered_x_follows_1_over_1_minus_p(figure, current["percentile_curves"]["service"][name])
+        for kind, run_ in (("service", "current"), ("service", "baseline"), ("corrected", "current")):
+            line = figure.find_element(By.CSS_SELECTOR, f'g[data-series="{kind}"][data-run="{run_}"] path')
+            assert line.size["width"] > 300 and line.is_displayed(), (name, kind, run_)
+        legend = figure.find_element(By.CSS_SELECTOR, ".legend").text
+        assert "corrected (open model)" in legend and "service, baseline" in legend and "max " in legend
     assert [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "WARNING")] == []
