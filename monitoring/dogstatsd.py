@@ -18,9 +18,10 @@ from typing import Any
 
 from datadog.dogstatsd.base import DogStatsd
 
+from monitoring.guard import QUIET_S, EndBudget
+
 log = logging.getLogger("suite.metrics")
 _NEVER = 10**9  # seconds: the client's telemetry flush interval, i.e. never flushed
-QUIET_S = 60.0  # one "cannot send" warning a minute, not one per packet
 
 
 class _OncePerInterval(logging.Filter):
@@ -77,6 +78,7 @@ class DogStatsdBackend:
         self.client.constant_tags = _unique(self.base_tags + self._env_tags)
         self.samples = 0
         self.events = 0
+        self.budget = EndBudget()
 
     @property
     def destination(self) -> str:
@@ -114,12 +116,18 @@ class DogStatsdBackend:
         }
 
     def flush(self) -> None:
+        # UDP on a non-blocking socket cannot wait for the agent; the budget still bounds a slow
+        # name lookup of DD_AGENT_HOST (the client resolves it when it opens its socket).
+        self.budget.run(lambda _s: self._flush_now(), 0.5)
+
+    def _flush_now(self) -> None:
         self.client.flush_aggregated_metrics()
         self.client.flush_buffered_metrics()
 
     def close(self) -> None:
-        self.flush()
-        self.client.stop(timeout=2.0)
+        # stop() drains the client's sender and flushes once more; its timeout is not a strict
+        # bound (the client's own words), the budget's gevent timeout is.
+        self.budget.run(lambda seconds: self.client.stop(timeout=seconds), 1.0)
 
 
 def _unique(tags: list[str]) -> list[str]:

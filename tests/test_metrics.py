@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 import socket
 import subprocess
@@ -18,6 +19,7 @@ import time
 import zlib
 from collections import Counter, defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -412,3 +414,129 @@ def test_compose_profiles_for_metrics_are_valid():
         )
         assert r.returncode == 0, r.stderr
     assert (ROOT / "monitoring" / "otel-collector.yaml").is_file()
+
+
+# --- a collector that misbehaves never holds the run up (issue 22, part 4) ---------------------
+
+END_BUDGET_S = 2.0  # what the issue allows a sink to add to a run's end
+# The end phase (run time reached -> process exit) of two runs differs by more than the sink on
+# this shared 2-core VM: reconciliation and report writing vary by ~1 s between runs (seen: 0.4 to
+# 1.3 s). The old behaviour added 25-40 s (refused) and 3 x 10 s (silent), so this still catches it.
+NOISE_MARGIN_S = 3.0
+SINK_LOG = re.compile(r"/(WARNING|ERROR|CRITICAL)/(suite\.metrics|opentelemetry|datadog)")
+
+
+class SilentCollector:
+    """Accepts TCP connections and never answers (the socket stays open until the test ends)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self.sock.settimeout(0.2)
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.held.append(self.sock.accept()[0])
+            except (TimeoutError, OSError):
+                continue
+
+    def __enter__(self) -> SilentCollector:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self.thread.join(5)
+        for s in [*self.held, self.sock]:
+            s.close()
+
+
+class SlowCollector(OtlpReceiver):
+    """An OTLP receiver that answers every export, but only after ``delay`` seconds."""
+
+    def __init__(self, delay: float = 4.0) -> None:
+        super().__init__()
+        inner = self.server.RequestHandlerClass.do_POST
+
+        def slow_post(handler) -> None:
+            time.sleep(delay)
+            inner(handler)
+
+        self.server.RequestHandlerClass.do_POST = slow_post
+
+
+def timed_run(env: dict) -> tuple[int, float, list[str], dict]:
+    """Runs a 4-second smoke; returns (exit code, end phase in s, output lines, summary). The end
+    phase runs from the moment Locust's "--run-time limit reached" line is read to the process's
+    exit: everything the run's end costs, the metrics sink's flushes included."""
+    full = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
+    proc = subprocess.Popen(
+        [str(ROOT / "scripts" / "run_tests.sh"), "smoke"],
+        cwd=ROOT,
+        env=full,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines, limit_at = [], None
+    for line in proc.stdout:
+        lines.append(line.rstrip("\n"))
+        if limit_at is None and "--run-time limit reached" in line:
+            limit_at = time.monotonic()
+    rc = proc.wait(timeout=180)
+    ended = time.monotonic()
+    assert limit_at is not None, "\n".join(lines[-40:])
+    summary = json.loads((Path(env["REPORT_DIR"]) / "smoke-summary.json").read_text())
+    return rc, ended - limit_at, lines, summary
+
+
+@pytest.fixture(scope="module")
+def healthy_end(sandbox, tmp_path_factory):
+    """The end phase of the same run with a collector that answers at once: the baseline."""
+    tmp = tmp_path_factory.mktemp("healthy")
+    with OtlpReceiver() as collector:
+        env = target_env(sandbox, tmp, RUN_TIME="4s", METRICS_SINK="otel", OTEL_METRIC_EXPORT_INTERVAL="1000")
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{collector.port}"
+        rc, end_s, lines, summary = timed_run(env)
+    assert rc == 0, "\n".join(lines[-40:])
+    assert not [line for line in lines if SINK_LOG.search(line)]
+    assert summary["metrics"]["processes"][0]["points_dropped"] == 0
+    return end_s
+
+
+@pytest.mark.parametrize("behaviour", ["refused", "silent", "slow", "dogstatsd-refused"])
+def test_a_misbehaving_collector_adds_at_most_2s_and_one_warning(behaviour, sandbox, tmp_path, healthy_end):
+    from contextlib import nullcontext
+
+    from tests.helpers import free_port
+
+    port = free_port()  # refused: nobody listens there
+    server = {"silent": SilentCollector, "slow": SlowCollector}.get(behaviour)
+    with server() if server else nullcontext() as collector:
+        if collector is not None:
+            port = collector.port
+        # exports every second: some fail (or hang) during the run too, and one may be in flight
+        # (holding the exporter's lock) when the run ends
+        env = target_env(sandbox, tmp_path, RUN_TIME="4s", METRICS_SINK="otel", OTEL_METRIC_EXPORT_INTERVAL="1000")
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{port}"
+        if behaviour == "dogstatsd-refused":
+            env.update(METRICS_SINK="dogstatsd", DD_AGENT_HOST="127.0.0.1", DD_DOGSTATSD_PORT=str(port))
+        rc, end_s, lines, summary = timed_run(env)
+    assert rc == 0, "\n".join(lines[-40:])
+    added = end_s - healthy_end
+    print(f"{behaviour}: end phase {end_s:.2f} s, healthy {healthy_end:.2f} s, added {added:.2f} s")
+    assert added < END_BUDGET_S + NOISE_MARGIN_S, (behaviour, round(end_s, 2), round(healthy_end, 2))
+    warnings = [line for line in lines if SINK_LOG.search(line)]
+    assert len(warnings) <= 1, warnings  # a run under a minute: one warning at most
+    process = summary["metrics"]["processes"][0]
+    if behaviour == "dogstatsd-refused":
+        assert process["packets_dropped"] > 0, process
+    else:
+        assert warnings and "failed" in warnings[0], lines[-40:]
+        assert process["exports_failed"] + process["exports_skipped"] > 0 and process["points_dropped"] > 0, process
