@@ -14,8 +14,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -30,7 +33,7 @@ pid {dir}/nginx.pid;
 error_log {dir}/error.log error;
 events {{ worker_connections 4096; }}
 http {{
-    access_log off;
+    {access_log}
     client_body_buffer_size 128k;
     keepalive_requests 1000000;
     js_path "{js_dir}";
@@ -66,11 +69,20 @@ def require_tools() -> None:
 
 
 class Nginx:
-    def __init__(self, cores: str, workers: int = 1):
+    def __init__(self, cores: str, workers: int = 1, access_log: bool = False):
         self.dir = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
         self.port = free_port()
+        self.log = self.dir / "access.log"
+        # With access_log, one line per answered request: when (epoch s, ms resolution) and status,
+        # so a window can be counted at the target, the same way for every generator.
+        log = f"log_format when '$msec $status';\n    access_log {self.log} when buffer=256k flush=1s;"
         conf = NGINX_CONF.format(
-            njs=NJS_MODULE, workers=workers, dir=self.dir, port=self.port, js_dir=ROOT / "bench" / "nginx"
+            njs=NJS_MODULE,
+            workers=workers,
+            dir=self.dir,
+            port=self.port,
+            js_dir=ROOT / "bench" / "nginx",
+            access_log=log if access_log else "access_log off;",
         )
         (self.dir / "nginx.conf").write_text(conf)
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -96,6 +108,24 @@ class Nginx:
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError(f"nginx did not start: {self.proc.stderr.read()}")
+
+    def log_size(self) -> int:
+        return self.log.stat().st_size if self.log.exists() else 0
+
+    def answered(self, offset: int) -> list[tuple[float, int]]:
+        """(epoch s, status) of each request answered since ``offset`` of the access log. nginx
+        flushes its log buffer every second: call this a second and a half after the load ends."""
+        with self.log.open("rb") as f:
+            f.seek(offset)
+            rows = [line.split() for line in f.read().splitlines()]
+        return [(float(t), int(s)) for t, s in rows]
+
+    def worker_cpu_s(self) -> float:
+        """CPU seconds (user + system) the nginx workers have used so far."""
+        try:
+            return sum(_cpu_s(p) for p in psutil.Process(self.proc.pid).children())
+        except psutil.Error:
+            return 0.0
 
     @property
     def url(self) -> str:
@@ -202,6 +232,94 @@ def k6_run(host: str, vus: int, seconds: int, cores: str) -> dict:
         "rps": round(metrics["http_reqs"]["rate"], 1),  # over the whole run (k6 has no ramp here)
         "cpu_us_per_request": round(cpu_s * 1e6 / max(1, requests), 1),
     }
+
+
+def _cpu_s(proc: psutil.Process) -> float:
+    t = proc.cpu_times()
+    return t.user + t.system
+
+
+def windowed_run(
+    cmd: list[str], cores: str, nginx: Nginx, warmup: float, seconds: float, env: dict | None = None
+) -> dict:
+    """Run ``cmd`` pinned to ``cores`` against ``nginx`` (started with ``access_log=True``) and
+    measure it over one window, the same way whatever the generator is: the window opens
+    ``warmup`` seconds after the first request the target answered and lasts ``seconds``;
+    requests = answers the target logged inside it; the generator's CPU over the window is read
+    from /proc (sampled every 0.1 s, interpolated at the window's edges). ``cmd`` must keep
+    sending for longer than ``warmup + seconds`` (it is an error if it does not)."""
+    offset = nginx.log_size()
+    load_before = os.getloadavg()
+    proc = subprocess.Popen(
+        ["taskset", "-c", cores, *cmd],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    samples: list[tuple[float, float, float]] = []  # (epoch s, generator CPU s, nginx workers' CPU s)
+
+    def sample() -> None:
+        try:
+            tool = psutil.Process(proc.pid)
+            while proc.poll() is None:
+                samples.append((time.time(), _cpu_s(tool), nginx.worker_cpu_s()))
+                time.sleep(0.1)
+        except psutil.Error:  # the generator has exited
+            return
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        _, err = proc.communicate(timeout=warmup + seconds + 120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    sampler.join()
+    time.sleep(1.5)  # the access log's buffer is flushed every second
+    answered = nginx.answered(offset)
+    if not answered:
+        raise RuntimeError(f"no request reached the target: {' '.join(cmd[:4])}... {err[-500:]}")
+    # The window opens from the first payment answered (201), not from a start-up probe.
+    first = next((t for t, status in answered if status == 201), answered[0][0])
+    last = answered[-1][0]
+    start, end = first + warmup, first + warmup + seconds
+    inside = [status for t, status in answered if start <= t < end]
+    if not samples or samples[-1][0] < end or last < end:
+        raise RuntimeError(
+            f"{' '.join(cmd[:6])}...: stopped sending {end - last:.1f} s before the window closed "
+            f"(first answer {first - samples[0][0] if samples else 0:.1f} s after launch); run it longer"
+        )
+    gen_cpu = _at(samples, end, 1) - _at(samples, start, 1)
+    nginx_cpu = _at(samples, end, 2) - _at(samples, start, 2)
+    n = len(inside)
+    return {
+        "requests": n,
+        "rps": round(n / seconds, 1),
+        "non_201_in_window": sum(1 for s in inside if s != 201),
+        "cpu_us_per_request": round(gen_cpu * 1e6 / max(1, n), 1),
+        "generator_core_busy": round(gen_cpu / seconds, 3),
+        "nginx_cpu_us_per_request": round(nginx_cpu * 1e6 / max(1, n), 1),
+        "first_request_s_after_launch": round(first - samples[0][0], 2) if samples else None,
+        "sent_s_after_window": round(last - end, 2),
+        "requests_whole_run": len(answered),
+        "loadavg_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+        "exit_status": proc.returncode,
+        "stderr_tail": err[-300:] if proc.returncode not in (0, 1) else "",
+    }
+
+
+def _at(samples: list[tuple[float, float, float]], t: float, column: int) -> float:
+    """A sampled counter at time ``t``, linearly interpolated between the samples around it."""
+    before = [s for s in samples if s[0] <= t]
+    after = [s for s in samples if s[0] >= t]
+    if not before or not after:
+        raise RuntimeError("the CPU samples do not cover the window (the generator stopped early?)")
+    a, b = before[-1], after[0]
+    if b[0] == a[0]:
+        return a[column]
+    return a[column] + (b[column] - a[column]) * (t - a[0]) / (b[0] - a[0])
 
 
 def _cpus(cores: str) -> list[int]:
