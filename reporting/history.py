@@ -192,6 +192,7 @@ def _profile_html(profile: str, runs: list[dict], idx: int) -> str:
             **common,
         ),
     ]
+    columns = key_endpoints(runs)  # the printed trend's columns: the same figures in both
     rows = []
     for x, run in zip(xs, runs, strict=False):
         ok = run.get("verdict") == "pass"
@@ -206,19 +207,27 @@ def _profile_html(profile: str, runs: list[dict], idx: int) -> str:
                 escape(_cell(run.get("rps"), "rps")),
                 escape(_cell(run.get("error_rate"), "rate")),
                 escape(_cell(run.get("p95_ms"))),
+                *(escape(_cell((run.get("endpoints") or {}).get(c, {}).get("p95_ms"))) for c in columns),
             ]
         )
     table = _table(
-        ["#", "started (UTC)", "commit", "verdict", ">dur s", ">requests", ">RPS", ">error rate", ">p95 ms"],
+        ["#", "started (UTC)", "commit", "verdict", ">dur s", ">requests", ">RPS", ">error rate", ">p95 ms"]
+        + [f">p95 {c} ms" for c in columns],
         rows[::-1],
         "runs",
     )
     failures = sum(failed)
+    # One run draws no trend, only a dot per chart: its figures are the table's row, said so.
+    charts = (
+        f'<div class="charts">{"".join(parts)}</div>'
+        if n > 1
+        else f'<p class="note" id="one-run-{idx}">One run of {escape(profile)} so far: its figures are in the row '
+        "below (steady-state window); the trend charts start with the second run.</p>"
+    )
     return (
         f'<h2 id="profile-{idx}">Profile <code>{escape(profile)}</code>: {n} run{"s" * (n != 1)}'
         f"{f', {failures} failed' if failures else ''}</h2>"
-        f'<div class="charts">{"".join(parts)}</div>'
-        f"<details open><summary>Runs (newest first)</summary>{table}</details>"
+        f"{charts}<details open><summary>Runs (newest first)</summary>{table}</details>"
     )
 
 

@@ -52,6 +52,8 @@ CORE_KEYS = {
     "commit",
 }
 PCT_COLORS = {"p50": "#4c78a8", "p95": "#f58518", "p99": "#d62728"}
+# Wider lines are drawn first: where p95 equals p99 (few requests), each still shows around the next.
+PCT_WIDTHS = {"p50": 1.4, "p95": 2.8, "p99": 4.4}
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756", "#72b7b2", "#eeca3b", "#9d755d", "#bab0ac")
 CATEGORY_COLORS = {
     "timeout": "#b279a2",
@@ -102,6 +104,7 @@ class Series:
     run: str = "current"  # or "baseline"
     dashed: bool = False
     markers: Sequence[bool] | None = None  # points drawn as a red ring (history: failed runs)
+    width: float = 1.8  # stroke width (px)
 
 
 @dataclass
@@ -214,7 +217,7 @@ def chart(
             f'x2="{W - MR}" y1="{y}" y2="{y}" stroke="{lim.color}" stroke-width="1.5" stroke-dasharray="1.5 2.5"/>'
             f'<text x="{W - MR - 4}" y="{y - 4}" class="limit-label" fill="{lim.color}">{escape(lim.label)}</text>'
         )
-    for s in sorted(series, key=lambda s: s.run != "baseline", reverse=False):  # baselines underneath
+    for s in sorted(series, key=lambda s: (s.run != "baseline", -s.width)):  # baselines, then wider lines, underneath
         out.append(_path(s, px, py, len(s.xs) <= 60))
     if off_scale:
         text = "; ".join(f"{lim.label} (above the chart)" for lim in off_scale)
@@ -222,7 +225,7 @@ def chart(
     out.append("</svg>")
     legend = "".join(
         f'<span class="key"><svg width="22" height="8"><line x1="0" x2="22" y1="4" y2="4" stroke="{s.color}" '
-        f'stroke-width="2"{DASH if s.dashed else ""}/></svg>{escape(s.label)}</span>'
+        f'stroke-width="{_num(s.width)}"{DASH if s.dashed else ""}/></svg>{escape(s.label)}</span>'
         for s in series
     )
     if shade and shade[1] > shade[0]:
@@ -251,7 +254,9 @@ def _path(s: Series, px, py, dots: bool) -> str:
         f'data-y="{",".join(_num(y) for _, y, _ in points)}">'
     ]
     if d:
-        parts.append(f'<path d="{" ".join(d)}" fill="none" stroke="{s.color}" stroke-width="1.8"{dash}{opacity}/>')
+        parts.append(
+            f'<path d="{" ".join(d)}" fill="none" stroke="{s.color}" stroke-width="{_num(s.width)}"{dash}{opacity}/>'
+        )
     present = {i for _, _, i in points}
     for x, y, i in points:
         marked = s.markers is not None and i < len(s.markers) and s.markers[i]
@@ -411,19 +416,29 @@ def _per_second(counts: list[int], spans: list[float]) -> list[float]:
     return [round(c / max(s, 1.0), 3) for c, s in zip(counts, spans, strict=False)]
 
 
+def _complete(tl: dict, ys: list) -> tuple[list[float], list]:
+    """A rate over the buckets of full width only: the run starts and stops inside its first and
+    last buckets, whose rates would dip for no reason of the target's (short runs keep them all)."""
+    xs, spans, width = _mid(tl), tl.get("span", []), float(tl.get("bucket_s") or 0)
+    ends = (0, len(spans) - 1)
+    keep = [i for i, s in enumerate(spans) if i not in ends or s >= width - 1e-6] or list(range(len(xs)))
+    return [xs[i] for i in keep], [ys[i] for i in keep]
+
+
 def _latency_series(tl: dict, base_tl: dict | None, name: str, x_max: float) -> list[Series]:
     cur = tl["total"] if name == TOTAL else tl["endpoints"].get(name) or {}
     series = []
     xs = _mid(tl)
     for label in ("p50", "p95", "p99"):
-        series.append(Series(label, xs, cur.get(label, []), PCT_COLORS[label], kind=label))
+        series.append(Series(label, xs, cur.get(label, []), PCT_COLORS[label], kind=label, width=PCT_WIDTHS[label]))
     if base_tl:
         base = base_tl.get("total") if name == TOTAL else (base_tl.get("endpoints") or {}).get(name)
         if base:
             for label in ("p50", "p95", "p99"):
                 bx, by = _clip(_mid(base_tl), base.get(label, []), x_max)
+                width = round(PCT_WIDTHS[label] * 0.6, 1)
                 series.append(
-                    Series(f"{label} baseline", bx, by, PCT_COLORS[label], kind=label, run="baseline", dashed=True)
+                    Series(f"{label} baseline", bx, by, PCT_COLORS[label], label, "baseline", True, width=width)
                 )
     return series
 
@@ -497,11 +512,11 @@ def charts_html(summary: dict, baseline: dict | None) -> str:
     parts.append(latency(TOTAL, len(first)))
     # throughput
     series = [
-        Series("requests/s", xs, tl["rps"], "#4c78a8", kind="rps"),
-        Series("failures/s", xs, _per_second(tl["total"]["failures"], spans), "#d62728", kind="failures"),
+        Series("requests/s", *_complete(tl, tl["rps"]), "#4c78a8", kind="rps"),
+        Series("failures/s", *_complete(tl, _per_second(tl["total"]["failures"], spans)), "#d62728", kind="failures"),
     ]
     if base_tl and base_tl.get("rps"):
-        bx, by = _clip(_mid(base_tl), base_tl["rps"], x_max)
+        bx, by = _clip(*_complete(base_tl, base_tl["rps"]), x_max)
         series.append(Series("requests/s baseline", bx, by, "#4c78a8", kind="rps", run="baseline", dashed=True))
     min_rps = [
         Limit(float(th["limit"]), f"RPS ≥ {_num(th['limit'])}", "#4c78a8", "min_rps")
@@ -523,11 +538,12 @@ def charts_html(summary: dict, baseline: dict | None) -> str:
     # errors by category
     cats = tl.get("failures") or {}
     series = [
-        Series(cat, xs, _per_second(counts, spans), CATEGORY_COLORS.get(cat, "#7f7f7f"), kind=cat)
+        Series(cat, *_complete(tl, _per_second(counts, spans)), CATEGORY_COLORS.get(cat, "#7f7f7f"), kind=cat)
         for cat, counts in sorted(cats.items())
     ]
     if base_tl and base_tl.get("total"):
-        bx, by = _clip(_mid(base_tl), _per_second(base_tl["total"].get("failures", []), base_tl["span"]), x_max)
+        base_fails = _per_second(base_tl["total"].get("failures", []), base_tl["span"])
+        bx, by = _clip(*_complete(base_tl, base_fails), x_max)
         series.append(Series("all failures baseline", bx, by, "#7f7f7f", kind="failures", run="baseline", dashed=True))
     parts.append(
         chart(
@@ -553,7 +569,8 @@ def charts_html(summary: dict, baseline: dict | None) -> str:
     html += f'<div class="charts">{"".join(parts)}</div>'
     html += (
         f'<p class="note">Buckets of {tl["bucket_s"]} s; each point is one bucket (at its middle), its '
-        "percentiles as Locust computes them (Locust's rounding of response times).</p>"
+        "percentiles from the run's latency record (0.1 % relative accuracy, nearest rank). Rates leave out the "
+        "run's first and last buckets when they are partial (the run starts and stops inside them).</p>"
     )
     if rest:
         more = [latency(name, len(first) + 1 + i) for i, name in enumerate(rest)]

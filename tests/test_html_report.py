@@ -42,7 +42,9 @@ class Charts(HTMLParser):
         elif tag == "svg" and "viewbox" in a and self.figures and not self.figures[-1]["svg"]:
             self.figures[-1]["svg"] = a  # the chart's own (the legend's swatches have none)
         elif tag == "path" and self.figures and self.figures[-1]["series"]:
-            self.figures[-1]["series"][-1].setdefault("d", a["d"])  # a series' line comes first in its group
+            line = self.figures[-1]["series"][-1]  # a series' line comes first in its group
+            line.setdefault("d", a["d"])
+            line.setdefault("stroke-width", float(a.get("stroke-width", 0)))
         elif tag == "g" and "data-series" in a and self.figures:
             xs = [float(v) for v in a["data-x"].split(",") if v]
             ys = [float(v) for v in a["data-y"].split(",") if v]
@@ -161,7 +163,8 @@ def test_page_charts_carry_the_runs_own_figures():
     health = series(latency_chart(charts, "GET /health"), "p50")
     assert health["ys"] == [1.0, 1.0, 1.0] and len(health["xs"]) == 3  # empty buckets leave gaps
     errors = next(f for f in charts.figures if f["attrs"].get("data-kind") == "errors")
-    assert series(errors, "5xx")["ys"] == [0, 0, 0.4, 0, 0]  # failures per second of each bucket
+    # failures per second of each full bucket: the first (3 s of 5) and last (2 s) are partial
+    assert series(errors, "5xx")["ys"] == [0, 0.4, 0] and series(errors, "5xx")["xs"] == [5.5, 10.5, 15.5]
     # the change against the baseline, with its direction and size
     assert "▲ +60 % (15 → 24)" in page and "FAIL" in page and "a" * 12 in page
     assert 'id="money"' in page and "payments in ledger" in page and "breaking_point_users" in page
@@ -295,7 +298,50 @@ def test_history_prints_the_trend_and_writes_its_page(tmp_path, capsys):
     assert p95["ys"] == [15.0, 18.0, 21.0]
     assert page.count('class="band"') == 3  # the failed run marked on each chart
     assert "<code>other</code>" not in page  # only the profile asked for
+    assert "One run of" not in page and "p95 POST /payments ms" in page
     assert history.main(["--report-dir", str(tmp_path), "nosuch"]) == 2
+
+
+def test_history_of_one_run_is_a_labelled_row_not_a_dot(tmp_path):
+    from reporting import history
+
+    history.append(fake_summary(p95_shift=2.0), tmp_path, commit="9" * 40)
+    assert history.main(["--report-dir", str(tmp_path), "demo"]) == 0
+    page = (tmp_path / "history.html").read_text()
+    assert charts_of(page).figures == []  # no chart of a single dot
+    assert "One run of demo so far" in page
+    table = page[page.index('<table class="runs">') :]
+    headers = re.findall(r"<th[^>]*>([^<]*)</th>", table[: table.index("</thead>")])
+    (row,) = re.findall(r"<tr>(.*?)</tr>", table[table.index("<tbody>") :])
+    cells = dict(zip(headers, re.findall(r"<td[^>]*>(.*?)</td>", row), strict=True))
+    assert cells["p95 ms"] == "17" and cells["p95 POST /payments ms"] == "17" and cells["RPS"] == "10.1"
+    assert "PASS" in cells["verdict"] and "9999999999" in cells["commit"]
+
+
+def test_rates_leave_out_partial_end_buckets_and_percentile_lines_stay_visible():
+    from reporting import html_report
+
+    page = html_report.render(fake_summary())
+    charts = charts_of(page)
+    throughput = next(f for f in charts.figures if f["attrs"].get("data-kind") == "throughput")
+    rps = series(throughput, "rps")
+    assert rps["xs"] == [5.5, 10.5, 15.5] and rps["ys"] == [11.0, 11.4, 10.8]  # spans 3, 5, 5, 5, 2 of 5 s
+    assert series(throughput, "failures")["ys"] == [0, 0.4, 0]
+    # a run shorter than a bucket keeps what it has
+    short = fake_summary()
+    short["timeline"].update(t=[0.0, 0.6], span=[0.6, 0.3], bucket_s=1, rps=[3.0, 1.0], users=[1, 1])
+    short["timeline"]["total"]["failures"] = [0, 0]
+    short["timeline"]["failures"] = {}
+    throughput = next(
+        f for f in charts_of(html_report.render(short)).figures if f["attrs"].get("data-kind") == "throughput"
+    )
+    assert series(throughput, "rps")["ys"] == [3.0, 1.0]
+    # p50 / p95 / p99: three widths, the widest drawn first, so lines that coincide all show
+    chart = latency_chart(charts, "POST /payments")
+    drawn = [s for s in chart["series"] if s["data-run"] == "current"]
+    assert [s["data-series"] for s in drawn] == ["p99", "p95", "p50"]
+    widths = [s["stroke-width"] for s in drawn]
+    assert widths == sorted(widths, reverse=True) and len(set(widths)) == 3 and widths[-1] >= 1.2
 
 
 TIMELINE_CHECKS = r"""
@@ -535,3 +581,34 @@ def test_open_model_percentile_chart_draws_service_corrected_and_baseline_in_chr
         legend = figure.find_element(By.CSS_SELECTOR, ".legend").text
         assert "corrected (open model)" in legend and "service, baseline" in legend and "max " in legend
     assert [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "WARNING")] == []
+
+
+PROBE = """
+const [fig, kind] = arguments;
+const dots = fig.querySelectorAll(`g[data-series="${kind}"][data-run="current"] circle`);
+const a = dots[1].getBoundingClientRect(), b = dots[2].getBoundingClientRect();
+const x = (a.x + a.width / 2 + b.x + b.width / 2) / 2, y = (a.y + a.height / 2 + b.y + b.height / 2) / 2;
+const seen = new Set();
+for (let dy = -4; dy <= 4; dy += 0.25) {
+  const g = document.elementFromPoint(x, y + dy)?.closest("g[data-series]");
+  if (g) seen.add(g.dataset.series);
+}
+return [...seen].sort();
+"""
+
+
+@pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver")
+def test_coinciding_p95_and_p99_lines_both_show_in_chromium(tmp_path, browser):
+    from selenium.webdriver.common.by import By
+
+    from reporting import html_report
+
+    summary = fake_summary()
+    endpoint = summary["timeline"]["endpoints"]["POST /payments"]
+    endpoint["p95"] = endpoint["p99"] = [30.0] * 5  # a few requests: p95 is p99
+    page = tmp_path / "demo-summary.html"
+    page.write_text(html_report.render(summary), encoding="utf-8")
+    browser.get(page.as_uri())
+    figure = browser.find_element(By.CSS_SELECTOR, 'figure[data-endpoint="POST /payments"]')
+    # across the p95/p99 line, half-way between two points, the topmost painted line is each in turn
+    assert browser.execute_script(PROBE, figure, "p95") == ["p95", "p99"]
