@@ -283,6 +283,9 @@ class Settings(BaseSettings):
     slo_min_rps: float | None = Field(None, ge=0, description="Global minimum requests per second")
 
     # --- Web UI
+    # --- Raw request log (reporting/request_log.py): the ground truth the summary is checked against
+    request_log: str = Field("", description="File for one line per request (workers: <file>.worker<N>); empty: off")
+
     web_host: str = Field("127.0.0.1", min_length=1, description="Interface the UI listens on")
     web_port: int = Field(8089, ge=1, le=65535, description="UI port")
     web_username: str | None = Field(None, description="UI login (required off loopback)")
@@ -325,6 +328,19 @@ class Settings(BaseSettings):
         return v
 
     @field_validator(
+    @field_validator("request_log")
+    @classmethod
+    def _request_log(cls, v: str) -> str:
+        v = v.strip()
+        if not v:
+            return ""
+        if Path(v).is_dir():
+            raise ValueError("is a folder; name a file, e.g. reports/requests.tsv")
+        problem = check_report_dir(str(Path(v).parent))
+        if problem:
+            raise ValueError(f"its folder {problem}; name a file in a writable folder")
+        return v
+
         "users",
         "spawn_rate",
         "expect_workers",

@@ -169,6 +169,7 @@ BAD_VALUES = {
     "slo_error_rate": ("5", "less than or equal to 1"),
     "slo_min_rps": ("-2", "greater than or equal to 0"),
     "web_host": ("", "at least 1 character"),
+    "request_log": ("/proc/nope/requests.tsv", "cannot create or write"),
     "web_port": ("0", "greater than or equal to 1"),
     "web_ui_allow_unauthenticated": ("yesplease", "valid boolean"),
     "metrics_sink": ("statsd", "'none', 'dogstatsd' or 'otel'"),
