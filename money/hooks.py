@@ -23,6 +23,7 @@ from data_generators import data_pool
 from money.ledger import LEDGER, MESSAGE
 from money.reconcile import Servers, reconcile, settlement_snapshot, settles, utc_day
 from reporting.sections import RunContext, Section, register
+from reporting.verdict import Kind, Reason
 
 log = logging.getLogger("suite.money")
 
@@ -53,6 +54,7 @@ class MoneySection(Section):
 
     name = "money"
     order = 20
+    reason_kind = Kind.MONEY  # a mismatch: the target lost or created money (exit 4)
 
     def __init__(self) -> None:
         self.enabled = False
@@ -107,10 +109,10 @@ class MoneySection(Section):
         log.info("money: %s", "reconciled" if result["ok"] else "MISMATCH " + "; ".join(result["problems"][:3]))
         return result
 
-    def verdict(self, data: dict[str, Any]) -> list[str]:
+    def verdict(self, data: dict[str, Any]) -> list[Reason | str]:
         if data.get("ok", True):
             return []
-        return ["money: " + "; ".join(data.get("problems", ["reconciliation mismatch"])[:3])]
+        return [Reason(Kind.MONEY, "money: " + "; ".join(data.get("problems", ["reconciliation mismatch"])[:3]))]
 
     def markdown(self, data: dict[str, Any]) -> list[str]:
         status = data.get("status") or ("reconciled" if data.get("ok") else "mismatch")

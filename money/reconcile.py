@@ -37,7 +37,8 @@ UNBOUNDED = 10**12  # an uncertainty of unknown size (a full refund of a payment
 
 
 class Mismatch(StrEnum):
-    """The kinds of money mismatch: any of them fails the verdict (each is a count in the summary)."""
+    """The kinds of money mismatch: any of them fails the verdict as a money mismatch, exit 4 (each is a
+    count in the summary)."""
 
     MISSING_ON_SERVER = "missing_on_server"
     DUPLICATE_ON_SERVER = "duplicate_on_server"

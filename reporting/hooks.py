@@ -1,9 +1,9 @@
 """Locust event wiring for the suite's verdict (imported by ``locustfile.py``).
 
 With ``--report-dir`` (the runner always passes it) the run ends by writing
-``<profile>-summary.json``/``.md`` and setting the exit code: 0 pass, 1 thresholds breached,
-unexpected failures, a failing report section (money, ...) or a run whose integrity is in doubt.
-Without it a run stays plain Locust."""
+``<profile>-summary.json``/``.md`` and setting the exit code (``reporting.verdict``): 0 pass,
+1 thresholds breached or unexpected failures, 4 money mismatch, 5 run integrity in doubt; the most
+severe wins (4, 5, 1). Without it a run stays plain Locust."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from reporting import baseline, sections
 from reporting import summary as sm
 from reporting.run import RUN
 from reporting.thresholds import ThresholdError, load_thresholds
+from reporting.verdict import USAGE, headline, settle
 
 log = logging.getLogger("suite")
 WORKER_REPORT_INTERVAL_S = 3.0  # locust.runners.WORKER_REPORT_INTERVAL
@@ -36,7 +37,7 @@ def on_init(environment, **_kwargs) -> None:
         RUN.thresholds = load_thresholds(getattr(opts, "slo_file", "") or settings.slo_file, settings.slo_overrides())
     except ThresholdError as exc:
         print(f"config error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(USAGE) from None
     RUN.steady.warmup_s = getattr(opts, "steady_warmup", 0.0) or 0.0
     runner = environment.runner
     # The steady-state window feeds the summary and the UI's SLO tab; a plain headless run has
@@ -123,6 +124,7 @@ def on_quitting(environment, **_kwargs) -> None:
     summary = sm.build(environment, RUN, get_settings(), profile, folder)
     prior = baseline.load(folder, profile)  # read before apply() may replace it: the page overlays it
     baseline.apply(summary, folder, profile, opts.regression_tolerance, opts.fail_on_regression)
+    settle(summary)  # a regression it added is of kind "regression" (exit 1), after money and integrity
     json_path, md_path = sm.write(summary, folder, profile)
     from reporting import html_report  # only now: the page and the history cost a run's start nothing
 
@@ -130,10 +132,7 @@ def on_quitting(environment, **_kwargs) -> None:
     sm.write_locust_html(environment)
     RUN.summary_written = True
     environment.process_exit_code = summary["exit_code"]
-    line = f"verdict: {summary['verdict'].upper()}"
-    if summary["reasons"]:
-        line += " - " + "; ".join(summary["reasons"][:3])
-    print(f"{line}\nsummary: {md_path} and {json_path}", file=sys.stderr, flush=True)
+    print(f"{headline(summary)}\nsummary: {md_path} and {json_path}", file=sys.stderr, flush=True)
 
 
 def _settle(environment) -> None:

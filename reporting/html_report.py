@@ -27,6 +27,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from reporting.verdict import MEANING, labelled
+
 log = logging.getLogger("suite")
 
 # The summary's own keys; any other key is a report section (reporting.sections).
@@ -675,6 +677,11 @@ def money_html(money: dict) -> str:
     return "".join(out)
 
 
+def _exit_text(code: Any) -> str:
+    """`` (exit 4: money mismatch)`` for a failing run's banner; empty for a pass."""
+    return f" (exit {code}: {MEANING.get(code, 'unknown')})" if code else ""
+
+
 def render(summary: dict, baseline: dict | None = None, commit: str | None = None) -> str:
     s = summary
     profile = s.get("profile", "?")
@@ -684,17 +691,17 @@ def render(summary: dict, baseline: dict | None = None, commit: str | None = Non
     commit = commit or s.get("commit")
     body = [
         f"<h1>Load test <code>{escape(profile)}</code></h1>",
+        # the reasons come most severe first (reporting/verdict.py): the banner names the worst one
         f'<div class="verdict {escape(verdict)}" id="verdict">{"PASS" if verdict == "pass" else "FAIL"}'
-        f"{' — ' + escape(s['reasons'][0]) if s.get('reasons') else ''}</div>",
+        f"{_exit_text(s.get('exit_code'))}{' — ' + escape(s['reasons'][0]) if s.get('reasons') else ''}</div>",
         f'<p class="meta">{escape(str(s.get("started_at", "")))} → {escape(str(s.get("ended_at", "")))}, '
         f"{fmt_seconds(s.get('duration_s', 0))} against {escape(str(target.get('payment_service', '?')))} "
         f"({escape(bank_text(target))}), peak {escape(str(s.get('users', {}).get('peak', '?')))}"
         f" users{', commit ' + escape(commit[:12]) if commit else ''}.</p>",
     ]
     if s.get("reasons"):
-        body.append(
-            "<h3>Why it failed</h3><ul>" + "".join(f"<li>{escape(str(r))}</li>" for r in s["reasons"]) + "</ul>"
-        )
+        items = [(f"<b>{escape(kind)}</b>: " if kind else "") + escape(text) for kind, text in labelled(s)]
+        body.append("<h3>Why it failed</h3><ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>")
     body.append(
         _table(
             [">requests", ">failures", ">error rate", ">RPS", ">p50 ms", ">p95 ms", ">p99 ms", ">max ms"],

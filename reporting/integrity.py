@@ -1,5 +1,6 @@
 """Run integrity: is this run's measurement itself to be trusted? (generator CPU, workers,
-interruptions, exceptions in user code or event handlers)."""
+interruptions, exceptions in user code or event handlers). Each problem fails the run as "run
+integrity in doubt", exit 5 (``reporting.verdict``)."""
 
 from __future__ import annotations
 

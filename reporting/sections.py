@@ -6,6 +6,10 @@ the end of a run, what it adds to the verdict, and how it renders in JSON and Ma
 register a section here and never write into reporting's (or each other's) state; reporting
 builds the summary by asking every registered section.
 
+Each reason a section gives to fail the run has a kind (``reporting.verdict``), which sets the
+exit status: a section returns :class:`~reporting.verdict.Reason` objects, or plain strings that
+take the section's ``reason_kind`` (a string opening with "integrity" is an integrity reason).
+
 A section that gathers data on the workers of a distributed run returns it from
 :meth:`Section.worker_report` (sent with each of the worker's stats reports) and folds what the
 master receives in :meth:`Section.merge_worker_report`.
@@ -16,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from reporting.verdict import Kind, Reason, as_reason
 
 REPORT_KEY = "suite_sections"
 
@@ -38,6 +44,7 @@ class Section:
 
     name: str = ""
     order: int = 50  # position in the Markdown summary (lower first)
+    reason_kind: Kind = Kind.THRESHOLD  # the kind of the plain-string reasons its verdict gives
 
     def prepare(self, run: RunContext) -> None:  # noqa: B027 - optional hook
         """Work that must happen after the users stop and before any section is built."""
@@ -46,7 +53,7 @@ class Section:
         """The section's JSON content, or None to leave it out of this run's summary."""
         return None
 
-    def verdict(self, data: dict[str, Any]) -> list[str]:
+    def verdict(self, data: dict[str, Any]) -> list[Reason | str]:
         """Reasons this section fails the run (empty: it does not)."""
         return []
 
@@ -102,18 +109,18 @@ def merge_worker_reports(client_id: str, data: dict) -> None:
             section.merge_worker_report(client_id, part)
 
 
-def build_all(run: RunContext) -> tuple[dict[str, dict], list[str]]:
-    """Every section's JSON (by name) and the reasons they give to fail the run."""
+def build_all(run: RunContext) -> tuple[dict[str, dict], list[Reason]]:
+    """Every section's JSON (by name) and the reasons they give to fail the run, each with its kind."""
     for section in registered():
         section.prepare(run)
     built: dict[str, dict] = {}
-    reasons: list[str] = []
+    reasons: list[Reason] = []
     for section in registered():
         data = section.build(run)
         if data is None:
             continue
         built[section.name] = data
-        reasons += section.verdict(data)
+        reasons += [as_reason(r, section.reason_kind) for r in section.verdict(data)]
     return built, reasons
 
 

@@ -18,6 +18,7 @@ import apis
 from reporting import integrity, latency, sections
 from reporting.html_report import bank_text
 from reporting.thresholds import CORRECTED_METRICS, Threshold, extra_figures
+from reporting.verdict import MEANING, Kind, Reason, format_value, labelled, settle
 
 CATEGORIES = (
     "timeout",
@@ -29,6 +30,7 @@ CATEGORIES = (
     "bad_body",
     "wrong_error",
     "fraud_rejected",
+    "money_race",  # a race or idempotency check broke its invariant (users/races.py): money moved wrongly
     "other",
 )
 # The tags failure reasons start with (users/base.py writes them): one per category.
@@ -43,6 +45,7 @@ _TAGS = {
     "[bad body]": "bad_body",
     "[wrong error]": "wrong_error",
     "[fraud rejected]": "fraud_rejected",
+    "[money race]": "money_race",
 }
 # Card-number-like digit runs never leave the process in a report (PAN 12-19 digits).
 _PAN = re.compile(r"\b\d{12,19}\b")
@@ -129,15 +132,25 @@ def expected_outcomes(stats: RequestStats) -> dict[str, int]:
     return {"declines_expected": declines, "expected_errors": expected}
 
 
-def evaluate(thresholds: list[Threshold], steady_rows: list[dict], steady_total: dict) -> list[dict[str, Any]]:
+STEADY = "steady window"
+WHOLE_RUN = "whole run"
+
+
+def evaluate(
+    thresholds: list[Threshold], steady_rows: list[dict], steady_total: dict, window: str = STEADY
+) -> list[dict[str, Any]]:
+    """Each threshold against the figures of ``window`` (the steady window, or the whole run when
+    it has no requests); corrected latencies are always whole-run figures (their own source).
+    ``limit`` and ``actual`` are in the metric's JSON unit: ms, req/s, error rate a fraction."""
     by_name = {row["name"]: row for row in steady_rows}
     # Corrected latencies (open-model runs) come from their own source, by scope.
     corrected = extra_figures() if any(t.metric in CORRECTED_METRICS for t in thresholds) else {}
     results = []
     for t in thresholds:
         figures = steady_total if t.scope == "global" else by_name.get(t.scope)
+        where = window
         if t.metric in CORRECTED_METRICS:
-            figures = corrected.get(t.scope)
+            figures, where = corrected.get(t.scope), WHOLE_RUN
         if figures is None or not figures.get("requests"):
             results.append(
                 {
@@ -146,7 +159,8 @@ def evaluate(thresholds: list[Threshold], steady_rows: list[dict], steady_total:
                     "limit": t.limit,
                     "actual": None,
                     "pass": None,
-                    "note": "no requests in the steady-state window",
+                    "window": where,
+                    "note": f"no requests in the {where}",
                     "text": t.describe(),
                 }
             )
@@ -160,10 +174,45 @@ def evaluate(thresholds: list[Threshold], steady_rows: list[dict], steady_total:
                 "limit": t.limit,
                 "actual": actual,
                 "pass": passed,
+                "window": where,
                 "text": t.describe(),
             }
         )
     return results
+
+
+def breached_text(result: dict[str, Any]) -> str:
+    """``threshold breached: global error_rate <= 1.00 % (actual 23.28 %, steady window)``: limit
+    and actual in the metric's unit, and the window the actual is from."""
+    actual = format_value(result["metric"], result["actual"])
+    return f"threshold breached: {result['text']} (actual {actual}, {result.get('window', STEADY)})"
+
+
+def core_reasons(
+    thresholds: list[dict[str, Any]],
+    failures: int,
+    categories: dict[str, int],
+    errors: list[dict[str, Any]],
+    problems: list[str],
+) -> list[Reason]:
+    """The core summary's reasons to fail, each with its kind: breached thresholds, race and
+    idempotency violations (money), other unexpected failures, integrity problems."""
+    reasons = [Reason(Kind.THRESHOLD, breached_text(t)) for t in thresholds if t["pass"] is False]
+    races = categories.get("money_race", 0)
+    if races:
+        first = next((e for e in errors if e["category"] == "money_race"), None)
+        example = ""
+        if first is not None:  # the message without the exception's repr around it
+            message = first["error"].split("[money race]", 1)[-1].strip(" '\")")
+            example = f" ({first['name']}: {message})"
+        reasons.append(
+            Reason(Kind.MONEY, f"money: {races} race or idempotency check(s) broke their invariant{example}")
+        )
+    if failures > races:
+        others = " besides the race checks" if races else ""
+        reasons.append(Reason(Kind.FAILURES, f"{failures - races} unexpected failure(s){others}"))
+    reasons += [Reason(Kind.INTEGRITY, f"integrity: {p}") for p in problems]
+    return reasons
 
 
 def write(summary: dict, report_dir: Path, profile: str) -> tuple[Path, Path]:
@@ -177,14 +226,31 @@ def write(summary: dict, report_dir: Path, profile: str) -> tuple[Path, Path]:
 def _fmt(value: Any, metric: str = "") -> str:
     if value is None:
         return "–"
-    if metric == "error_rate":
-        return f"{value:.2%}"
+    if metric.endswith("error_rate"):
+        return format_value(metric, value)  # a fraction in the JSON, a percent wherever printed
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def window_rows(s: dict) -> list[tuple[str, float, dict]]:
+    """The run's figures by window, each labelled: the whole run; the steady window the thresholds
+    are judged on; a burst's own send window (its first payment sent to its last answered). Each
+    RPS is requests over its own window, so they differ when the windows do."""
+    rows = [("whole run", s["duration_s"], s["totals"])]
+    steady = s.get("steady_state") or {}
+    if steady.get("totals") and not steady.get("whole_run_fallback"):
+        rows.append(("steady window", steady["window_s"], steady["totals"]))
+    burst = s.get("burst")
+    if burst and burst.get("requests"):
+        figures = {**burst, "failures": burst.get("failed")}
+        rows.append(("burst send window", burst["duration_s"], figures))
+    return rows
 
 
 def markdown(s: dict) -> str:
     verdict = "✅ PASS" if s["verdict"] == "pass" else "❌ FAIL"
-    t = s["totals"]
+    code = s.get("exit_code", 0)
+    if code:
+        verdict += f" (exit {code}: {MEANING.get(code, 'unknown')})"
     lines = [
         f"## Load test `{s['profile']}`: {verdict}",
         "",
@@ -192,14 +258,20 @@ def markdown(s: dict) -> str:
         f"({bank_text(s['target'])}), peak {s['users']['peak']} users.",
         f"Charts: {s['profile']}-summary.html",
         "",
-        "| requests | failures | error rate | RPS | p50 ms | p95 ms | p99 ms | max ms |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {t['requests']} | {t['failures']} | {_fmt(t['error_rate'], 'error_rate')} | {_fmt(t['rps'])} | "
-        f"{_fmt(t['p50_ms'])} | {_fmt(t['p95_ms'])} | {_fmt(t['p99_ms'])} | {_fmt(t['max_ms'])} |",
-        "",
+        "| window | s | requests | failures | error rate | RPS | p50 ms | p95 ms | p99 ms | max ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    for label, seconds, t in window_rows(s):
+        lines.append(
+            f"| {label} | {seconds:.1f} | {t['requests']} | {t['failures']} | {_fmt(t['error_rate'], 'error_rate')} "
+            f"| {_fmt(t['rps'])} | {_fmt(t['p50_ms'])} | {_fmt(t['p95_ms'])} | {_fmt(t['p99_ms'])} "
+            f"| {_fmt(t['max_ms'])} |"
+        )
+    lines.append("")
     if s["reasons"]:
-        lines += ["**Why it failed**", ""] + [f"- {r}" for r in s["reasons"]] + [""]
+        # most severe first: money (exit 4), run integrity (5), thresholds and failures (1)
+        items = [f"- **{kind}**: {text}" if kind else f"- {text}" for kind, text in labelled(s)]
+        lines += ["**Why it failed**", "", *items, ""]
     lines += [
         f"### Thresholds (steady state, {s['steady_state']['window_s']:.0f} s window)",
         "",
@@ -208,7 +280,10 @@ def markdown(s: dict) -> str:
     ]
     for th in s["thresholds"]:
         result = "pass" if th["pass"] else ("n/a" if th["pass"] is None else "**FAIL**")
-        lines.append(f"| {th['text']} | {_fmt(th['actual'], th['metric'])} | {result} |")
+        actual = "–" if th["actual"] is None else format_value(th["metric"], th["actual"])
+        if th.get("window", STEADY) != STEADY:
+            actual += f" ({th['window']})"
+        lines.append(f"| {th['text']} | {actual} | {result} |")
     lines += [
         "",
         "### Endpoints (whole run)",
@@ -259,12 +334,9 @@ def build(environment, run, settings, profile: str, report_dir: Path) -> dict[st
     steady_total = entry_figures(window_stats.total, window_s)
     categories, errors = errors_by_category(stats)
     categories.update(expected_outcomes(stats))
-    thresholds = evaluate(run.thresholds, steady_rows, steady_total)
+    thresholds = evaluate(run.thresholds, steady_rows, steady_total, STEADY if use_steady else WHOLE_RUN)
     problems = integrity.problems(environment, run)
-    reasons = [f"threshold breached: {t['text']} (actual {t['actual']})" for t in thresholds if t["pass"] is False]
-    if stats.total.num_failures:
-        reasons.append(f"{stats.total.num_failures} unexpected failure(s)")
-    reasons += [f"integrity: {p}" for p in problems]
+    reasons = core_reasons(thresholds, stats.total.num_failures, categories, errors, problems)
     is_master = isinstance(environment.runner, MasterRunner)
     summary: dict[str, Any] = {
         "profile": profile,
@@ -303,10 +375,7 @@ def build(environment, run, settings, profile: str, report_dir: Path) -> dict[st
     context = sections.RunContext(environment, profile, report_dir, run.started_at, ended, settings, summary)
     built, section_reasons = sections.build_all(context)
     summary.update(built)
-    reasons += section_reasons
-    summary["reasons"] = reasons
-    summary["verdict"] = "fail" if reasons else "pass"
-    summary["exit_code"] = 1 if reasons else 0
+    settle(summary, reasons + section_reasons)  # reasons, reason_kinds, verdict, exit_code: most severe first
     return summary
 
 

@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from reporting.verdict import format_value
+
 # Latency metrics counted from when each request was due (corrected for coordinated omission):
 # only the open-model profiles (users/open_model.py) measure them, and register their figures below.
 CORRECTED_METRICS = tuple(f"{p}_corrected_ms" for p in ("p50", "p95", "p99", "p999", "max"))
@@ -97,10 +99,9 @@ class Threshold:
     limit: float
 
     def describe(self) -> str:
-        unit = " ms" if self.metric.endswith("_ms") else (" req/s" if self.metric == "min_rps" else "")
+        """``global error_rate <= 1.00 %``: the limit in the metric's unit (ms, req/s, %)."""
         op = ">=" if self.metric == "min_rps" else "<="
-        limit = f"{self.limit:.2%}" if self.metric == "error_rate" else f"{self.limit:g}{unit}"
-        return f"{self.scope} {self.metric.removesuffix('_ms')} {op} {limit}"
+        return f"{self.scope} {self.metric.removesuffix('_ms')} {op} {format_value(self.metric, self.limit)}"
 
 
 def _check_metrics(scope: str, values: dict, source: str) -> dict[str, float]:

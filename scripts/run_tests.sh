@@ -6,8 +6,9 @@
 #
 # The profiles are the entries of profiles.toml; `python -m profiles plan <profile>` turns one into
 # the Locust command after validating every setting (config.py), and this script runs it.
-# Exit status: 0 pass, 1 thresholds breached / unexpected failures / money / run integrity in doubt,
-# 2 usage or configuration error, 3 target unreachable.
+# Exit status (docs/reports.md#exit-status): 0 pass, 1 threshold breached or unexpected failures,
+# 2 usage or configuration error, 3 target unreachable, 4 money mismatch, 5 run integrity in doubt
+# (the most severe wins: 4, 5, 1). Locust's status (the master's, the container's) passes through unchanged.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"

@@ -184,7 +184,7 @@ def test_ecosystem_refunds_beyond_the_capture_fail_the_verdict(tmp_path, profile
         r, summary = _run(box, tmp_path, profile, "ecosystem")
     finally:
         box.stop()
-    assert r.returncode == 1
+    assert r.returncode == 4  # money mismatch
     money = summary["money"]
     assert money["status"] == "mismatch" and money["counts"]["over_refunded"] > 0, money["counts"]
     assert any(reason.startswith("money:") and "refund" in reason for reason in summary["reasons"])
@@ -221,7 +221,7 @@ def test_baseline_approval_echoing_another_amount_fails_the_verdict(tmp_path):
         r, summary = _run(box, tmp_path, "smoke", "baseline")
     finally:
         box.stop()
-    assert r.returncode == 1
+    assert r.returncode == 4  # money mismatch
     money = summary["money"]
     assert money["status"] == "mismatch" and money["counts"]["amount_mismatch"] > 0, money["counts"]
     assert any(reason.startswith("money:") and "confirmed" in reason for reason in summary["reasons"])

@@ -300,7 +300,7 @@ def test_a_test_set_runs_one_master_the_ui_services_stand_by(image, engine, tmp_
 @pytest.mark.timeout(900)  # the first one builds the local base and the image (about 2 minutes)
 def test_killed_worker_container_is_named_in_the_verdict(image, tmp_path):
     """A worker container killed mid-run: the run goes on, the verdict names the lost worker, and
-    the runner ends with the master's status (1)."""
+    the runner ends with the master's status (5: run integrity in doubt)."""
     reports = tmp_path / "reports"
     env = _env({"REPORT_DIR": str(reports), "USERS": "6", "SPAWN_RATE": "6", "RUN_TIME": "20s"}, image)
     log = (tmp_path / "run.log").open("w")
@@ -317,9 +317,9 @@ def test_killed_worker_container_is_named_in_the_verdict(image, tmp_path):
     subprocess.run(["docker", "kill", victim["ID"]], check=True, capture_output=True, timeout=30)
     proc.wait(timeout=240)
     out = (tmp_path / "run.log").read_text()
-    assert proc.returncode == 1, out[-3000:]
+    assert proc.returncode == 5, out[-3000:]
     s = _summary(reports, "volume")
-    assert s["verdict"] == "fail" and s["exit_code"] == 1
+    assert s["verdict"] == "fail" and s["exit_code"] == 5
     assert len(s["workers"]["lost"]) == 1 and s["workers"]["lost"][0].startswith(victim["ID"][:12]), s["workers"]
     assert any("worker(s) lost" in p for p in s["integrity"]["problems"]), s["integrity"]
-    assert "exited with status 1" in out
+    assert "exited with status 5" in out

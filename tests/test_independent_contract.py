@@ -35,7 +35,8 @@ def test_planted_refund_bug_fails_the_verdict_naming_it(tmp_path):
         r, summary = _run(box, tmp_path, "race")
     finally:
         box.stop()
-    assert r.returncode == 1
+    assert r.returncode == 4  # money mismatch
+    assert summary["errors_by_category"]["other"] == 0  # race failures are money_race, not other
     money = summary["money"]
     assert money["status"] == "mismatch" and money["counts"]["over_refunded"] > 0, money["counts"]
     assert any(reason.startswith("money:") and "refund" in reason for reason in summary["reasons"])

@@ -120,7 +120,7 @@ def test_reconciliation_catches_a_broken_invariant(tmp_path, bug, category):
         r, summary = race(box, tmp_path)
     finally:
         box.stop()
-    assert r.returncode == 1, r.stderr[-2000:]
+    assert r.returncode == 4, r.stderr[-2000:]  # money mismatch
     money = summary["money"]
     assert not money["ok"] and money["counts"][category] > 0, money["counts"]
     assert any(reason.startswith("money:") for reason in summary["reasons"])

@@ -21,6 +21,11 @@ from users.base import RUN_ID, PaymentSuiteUser, needs, settings
 RACE_WIDTH = settings.race_width
 
 
+# The failure tag reporting/summary.py files under "money_race": a broken race or idempotency
+# invariant moved money wrongly, so it fails the run as a money mismatch (exit 4), not as "other".
+TAG = "[money race]"
+
+
 class RaceViolation(Exception):
     pass
 
@@ -48,7 +53,7 @@ class RaceUser(PaymentSuiteUser):
             name=name,
             response_time=(time.perf_counter() - started) * 1000,
             response_length=0,
-            exception=RaceViolation(problem) if problem else None,
+            exception=RaceViolation(f"{TAG} {problem}") if problem else None,
             context={},
         )
 
