@@ -10,6 +10,7 @@ import logging
 
 from locust import events
 
+import locust_fixes  # noqa: F401 - the run-time limit from a fresh clock; an exception in a loop logged once
 import money.hooks  # noqa: F401 - the ledger and the end-of-run reconciliation
 import monitoring.hooks  # noqa: F401 - live metrics to DogStatsD or OpenTelemetry (METRICS_SINK)
 import options  # noqa: F401 - the suite's command-line options

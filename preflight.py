@@ -1,6 +1,7 @@
 """Pre-flight for ``scripts/run_tests.sh``: settings valid, targets answering, safety rails.
 
-Exit status: 0 targets up; 10 the sandbox should be started (prints which: both/payment/bank);
+Exit status: 0 targets up; 10 the sandbox should be started (prints which: both/payment/bank; only for a
+binding that declares ``bundled_sandbox``, and for every service down at its default address);
 2 bad setting or a heavy profile against a remote host without opt-in; 3 a target is unreachable."""
 
 from __future__ import annotations
@@ -82,27 +83,33 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     service_of = {"payment": "payments", "bank": "bank"}
-    down = {
-        s: reason
-        for s in needed
-        if (reason := probe(urls[s], args.timeout, paths[s], lambda b, s=s: binding.healthy(service_of[s], b)))
-    }
+
+    def reason_down(service: str) -> str | None:
+        healthy = service_of[service]
+        return probe(urls[service], args.timeout, paths[service], lambda body: binding.healthy(healthy, body))
+
+    down = {s: reason for s in needed if (reason := reason_down(s))}
     if not down:
         return 0
-    # The bundled sandbox speaks the contract only: another dialect's target is never auto-started.
-    startable = [
-        s
-        for s in down
-        if binding.name == "contract" and is_sandbox_default(urls[s], s) and not port_in_use(SANDBOX_PORTS[s])
-    ]
-    if startable and len(startable) == len(down):
+
+    def startable(service: str) -> bool:
+        return is_sandbox_default(urls[service], service) and not port_in_use(SANDBOX_PORTS[service])
+
+    # The sandbox's PaymentService calls its BankingAPI: starting it for a profile whose users call
+    # only the PaymentService (failures) needs a bank that answers, or the sandbox's own.
+    sandbox_needs_bank = binding.bundled_sandbox and "payment" in down and "bank" not in needed and paths["bank"]
+    if sandbox_needs_bank and (bank_down := reason_down("bank")):
+        down["bank"] = bank_down
+    if binding.bundled_sandbox and all(startable(s) for s in down):
         # "both", "bank", or "payment <bank url it should call>"
-        print("both" if len(startable) == 2 else "bank" if startable == ["bank"] else f"payment {urls['bank']}")
+        print("both" if len(down) == 2 else "bank" if "bank" in down else f"payment {urls['bank']}")
         return START_SANDBOX
-    for service, reason in down.items():
-        name = "PaymentService" if service == "payment" else "BankingAPI"
+    names = {"payment": "PaymentService", "bank": "BankingAPI"}
+    took = time.monotonic() - started
+    # What cannot be started comes first: it is what the user has to fix.
+    for service in sorted(down, key=lambda s: binding.bundled_sandbox and startable(s)):
         print(
-            f"target unreachable: {name} at {urls[service]}: {reason} (checked in {time.monotonic() - started:.1f} s, "
+            f"target unreachable: {names[service]} at {urls[service]}: {down[service]} (checked in {took:.1f} s, "
             f"API_DIALECT={binding.name})",
             file=sys.stderr,
         )

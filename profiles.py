@@ -191,10 +191,14 @@ def _rate(value: float) -> str:
 
 def usage(profiles: dict[str, Profile]) -> str:
     lines = ["usage: run_tests.sh <profile> [extra locust args]", "", "Load profiles:"]
+    commands = {**COMMANDS, **docker_commands(profiles)}
+    name_width = max(len(name) for name in [*profiles, *commands])  # one column for both lists
+    text_width = max(len(p.description) for p in profiles.values())
     for p in profiles.values():
-        lines.append(f"  {p.name:<12} {p.description:<66} ({p.users} users, {_rate(p.spawn_rate)}/s, {p.run_time})")
+        sizes = f"({p.users} users, {_rate(p.spawn_rate)}/s, {p.run_time})"
+        lines.append(f"  {p.name:<{name_width}}  {p.description:<{text_width}}  {sizes}")
     lines += ["", "Other commands:"]
-    lines += [f"  {name:<16} {text}" for name, text in {**COMMANDS, **docker_commands(profiles)}.items()]
+    lines += [f"  {name:<{name_width}}  {text}" for name, text in commands.items()]
     lines += [
         "",
         "Overrides (environment or .env): USERS, SPAWN_RATE, RUN_TIME (e.g. 90s, 5m, 1h30m; a cap for shaped",
@@ -347,7 +351,14 @@ def main(argv: list[str] | None = None) -> int:
             if not args:
                 raise ProfileError(f"{what} needs a profile name")
             make = plan if what == "plan" else ui_plan
-            print(make(args[0], args[1:], python=sys.executable).shell())
+            run = make(args[0], args[1:], python=sys.executable)
+            from plancheck import PlanError, check  # needs the virtualenv (Locust)
+
+            try:
+                check(run.command[3:])  # the arguments after `python -m locust`
+            except PlanError as exc:
+                raise ProfileError(str(exc)) from None
+            print(run.shell())
             return 0
         profiles = load()
         if what == "list":
@@ -366,7 +377,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             raise ProfileError(f"unknown subcommand '{what}' (list, names, markdown, help, plan, compose)")
     except ProfileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        text = str(exc)
+        print(text if text.startswith("config error:") else f"error: {text}", file=sys.stderr)
         return USAGE_EXIT
     return 0
 

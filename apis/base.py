@@ -69,6 +69,10 @@ class Binding:
 
     name = "?"
     capabilities: frozenset[Capability] = frozenset()
+    # The bundled sandbox (``python -m sandbox``) speaks this API, so the runner may start it when
+    # nothing answers at the default targets, and RECONCILE=auto reads it back. Declared, not
+    # guessed from the name: a subclass of a sandbox-speaking binding inherits it.
+    bundled_sandbox = False
     # GET <path> answers 200 when each service is up; None: the API has no such service.
     health_paths: dict[str, str | None] = {"payments": "/health", "bank": "/health"}
     auth = True  # the PaymentService wants the Authorization header

@@ -142,6 +142,7 @@ def bank_op(kind: MoneyKind, amount: int, currency: str | None, merchant: str | 
 class ContractBinding(Binding):
     name = "contract"
     capabilities = frozenset(Capability)  # the contract has every operation the suite knows
+    bundled_sandbox = True  # the sandbox implements the contract
     payment_names = ("POST /payments", "POST /pay")
 
     def healthy(self, service: str, body: Any) -> bool:

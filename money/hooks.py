@@ -36,8 +36,8 @@ def _servers(environment) -> Servers:
 def _is_sandbox(payment_url: str, tries: int = 2, timeout: float = 3.0) -> bool:
     """Whether the target is the bundled sandbox (its OpenAPI title says so). Asked at the start
     and again at the end of a web-UI run, when the target may be busy: a slow answer is retried."""
-    if apis.current().name != "contract":
-        return False  # the sandbox speaks the contract only
+    if not apis.current().bundled_sandbox:
+        return False  # the binding's API is not the one the sandbox speaks
     for _ in range(tries):
         try:
             doc = requests.get(payment_url.rstrip("/") + "/openapi.json", timeout=timeout).json()

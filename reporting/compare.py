@@ -36,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
                 baseline = data
                 break
     if baseline is None:
-        print(f"compare: no earlier passing run of '{args.profile}' to compare with", file=sys.stderr)
-        return 2
+        print(f"compare: no earlier passing run of '{args.profile}', so nothing to compare", file=sys.stderr)
+        return 0  # nothing to compare is not a usage error
     result = compare(current, baseline, args.tolerance)
     print(
         f"{args.profile}: run of {current.get('ended_at')} vs passing run of {baseline.get('ended_at')} "

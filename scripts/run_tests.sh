@@ -106,14 +106,20 @@ run_load_profile() {
     return 0
   fi
   preflight
-  local i
+  local i rc=0
+  # The previous run's files go aside until this run has written its summary (report_set.py):
+  # the folder then holds one run's complete set, never a mix of two.
+  "$PY" -m report_set aside "$PLAN_NAME" "$PLAN_REPORT_DIR"
   for i in $(seq 1 "$PLAN_WORKERS"); do
     "${PLAN_WORKER_CMD[@]}" >"$PLAN_REPORT_DIR/$PLAN_NAME-worker-$i.log" 2>&1 &
     WORKER_PIDS+=($!)
   done
   if [ "$PLAN_WORKERS" -gt 0 ]; then printf '%s\n' "${WORKER_PIDS[@]}" >"$PLAN_REPORT_DIR/$PLAN_NAME-workers.pids"; fi
   say "run: profile $PLAN_NAME, $PLAN_SUMMARY -> $PLAN_REPORT_DIR/"
-  run_locust
+  run_locust || rc=$?
+  for i in "${WORKER_PIDS[@]}"; do kill "$i" 2>/dev/null || true; wait "$i" 2>/dev/null || true; done
+  "$PY" -m report_set finish "$PLAN_NAME" "$PLAN_REPORT_DIR"
+  return "$rc"
 }
 
 run_ui() {
@@ -231,6 +237,10 @@ main() {
     list) exec "$(stdlib_python)" -m profiles list "$@" ;;
     compare)
       [ -n "${1:-}" ] || { say "error: compare needs a profile name"; exit 2; }
+      if [ ! -f "${REPORT_DIR:-reports}/$1-summary.json" ]; then  # nothing to compare is not a mistake
+        say "compare: no run of '$1' in ${REPORT_DIR:-reports}/ yet, so nothing to compare; run ./scripts/run_tests.sh $1"
+        exit 0
+      fi
       ensure_venv requirements.txt
       exec "$PY" -m reporting.compare --report-dir "${REPORT_DIR:-reports}" "$1" ;;
     history)

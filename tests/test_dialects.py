@@ -8,9 +8,11 @@ and a planted money bug fails the verdict with the mismatch named in the money s
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +21,7 @@ from apis.base import Binding
 from apis.records import Capability, major_text, to_major, to_minor
 from tests.fakes import BaselineFake, EcosystemFake, run_against
 from tests.helpers import ROOT
-from tests.test_runner import run
+from tests.test_runner import fresh, run, run_fresh
 
 # --- amounts --------------------------------------------------------------------------------------
 
@@ -278,3 +280,97 @@ def test_a_fraud_rejection_is_its_own_failure_category():
     code = "from reporting.summary import categorize; print(categorize('[fraud rejected] expected 200, got 402'))"
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.stdout.strip() == "fraud_rejected", r.stderr[-500:]
+
+
+# --- what a binding declares ----------------------------------------------------------------------
+
+
+def _preflight_fresh(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """preflight.py on a network of its own (nothing answers at the default targets)."""
+    import os
+
+    base = {k: v for k, v in os.environ.items() if k not in ("PAYMENT_SERVICE_URL", "BANKING_API_URL", "LOCUST_HOST")}
+    cmd = ["unshare", "-n", "bash", "-c", 'ip link set lo up && exec "$@"', "fresh", sys.executable, "preflight.py"]
+    return subprocess.run(
+        [*cmd, "--profile", "smoke", *args],
+        cwd=ROOT,
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_bindings_declare_whether_the_sandbox_speaks_them():
+    import tests.custom_binding
+
+    assert apis.load("contract").bundled_sandbox and tests.custom_binding.BINDING.bundled_sandbox  # inherited
+    assert not apis.load("ecosystem").bundled_sandbox and not apis.load("baseline").bundled_sandbox
+    assert not Binding.bundled_sandbox
+
+
+@fresh
+@pytest.mark.parametrize(
+    "dialect,needs,expected",
+    [
+        ("contract", "payment,bank", (10, "both")),
+        ("tests.custom_binding", "payment,bank", (10, "both")),  # a subclass of the contract: the sandbox too
+        ("contract", "payment", (10, "both")),  # the sandbox's PaymentService calls its bank (failures)
+        ("contract", "bank", (10, "bank")),
+        ("ecosystem", "payment,bank", (3, "")),  # the sandbox does not speak it: never started
+    ],
+)
+def test_the_sandbox_is_started_for_what_the_run_needs(dialect, needs, expected):
+    r = _preflight_fresh("--needs", needs, env={"API_DIALECT": dialect})
+    assert (r.returncode, r.stdout.strip()) == expected, r.stderr
+    if r.returncode == 3:
+        assert r.stderr.startswith("target unreachable: PaymentService at http://localhost:8000")
+
+
+@fresh
+def test_the_readmes_binding_runs_against_the_sandbox_it_starts(tmp_path):
+    """tests/custom_binding.py on a fresh machine, nothing set but API_DIALECT: the runner starts the
+    sandbox for it and RECONCILE=auto reads the sandbox back (the binding inherits bundled_sandbox)."""
+    env = {"API_DIALECT": "tests.custom_binding", "RUN_TIME": "5s"}
+    r = run_fresh("smoke", tmp_path=tmp_path, env=env)
+    assert "starting the bundled sandbox" in r.stderr, r.stderr[-2000:]
+    summary = json.loads((tmp_path / "reports" / "smoke-summary.json").read_text())
+    assert r.returncode == 0, (summary["reasons"], summary["errors"][:5])
+    assert summary["api"]["dialect"] == "mycompany"
+    assert summary["money"]["status"] == "reconciled" and summary["money"].get("scope") != "client view"
+
+
+def _doc_binding(folder: Path) -> str:
+    """docs/your-own-api.md's from-scratch binding, written from the page itself as a package in
+    ``folder`` (the module path it documents: mycompany/payments_binding.py)."""
+    page = (ROOT / "docs" / "your-own-api.md").read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", page, re.S) if "BINDING = " in b]
+    assert len(blocks) == 1, "the page has one from-scratch binding"
+    assert blocks[0].startswith('"""mycompany/payments_binding.py')
+    package = folder / "mycompany"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "payments_binding.py").write_text(blocks[0])
+    return "mycompany.payments_binding"
+
+
+def test_the_documented_from_scratch_binding_runs_against_its_api(tmp_path):
+    from tests.fakes.charges_fake import ChargesFake
+
+    module = _doc_binding(tmp_path / "code")
+    with ChargesFake() as fake:
+        env = {
+            "API_DIALECT": module,
+            "PYTHONPATH": str(tmp_path / "code"),
+            "PAYMENT_SERVICE_URL": fake.payment_url,
+            "BANKING_API_URL": fake.bank_url,
+            "REPORT_DIR": str(tmp_path / "reports"),
+            "RUN_TIME": "5s",
+        }
+        r = run("smoke", env=env, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.loads((tmp_path / "reports" / "smoke-summary.json").read_text())
+    assert summary["api"]["dialect"] == "mycompany" and "BankingAPIUser" in summary["api"]["classes_not_run"]
+    charges = next(e for e in summary["endpoints"] if e["name"] == "POST /v2/charges")
+    assert charges["requests"] > 5 and summary["totals"]["failures"] == 0
+    assert summary["money"]["status"] == "reconciled", summary["money"]

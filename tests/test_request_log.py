@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -106,16 +107,16 @@ def test_a_rate_run_logs_the_open_models_own_corrected_latency(sandbox, tmp_path
 
 
 def test_distributed_workers_files_add_up_to_the_masters_totals(sandbox, tmp_path):
-    """Master and two workers started as the runner starts them, on a free port of their own."""
+    """The runner's own master and worker commands (its dry run prints them), on a free port."""
     log, reports, port = tmp_path / "requests.tsv", tmp_path / "reports", free_port()
-    env = {**os.environ, **_env(sandbox, tmp_path, REQUEST_LOG=str(log)), "PYTHONUNBUFFERED": "1"}
-    locust = [sys.executable, "-m", "locust", "-f", "locustfile.py"]
-    master_cmd = [*locust, "--headless", "-u", "6", "-r", "6", "-t", "6s", "--host", sandbox.payment_url]
-    master_cmd += ["--profile-name", "distributed", "--report-dir", str(reports), "--json-file"]
-    master_cmd += [str(reports / "distributed"), "--master", "--master-bind-host", "127.0.0.1"]
-    master_cmd += ["--master-bind-port", str(port), "--expect-workers", "2", "--expect-workers-max-wait", "60"]
-    worker_cmd = [*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
-    reports.mkdir()
+    env = _env(sandbox, tmp_path, REQUEST_LOG=str(log), RUN_TIME="6s", USERS="6", SPAWN_RATE="6", WORKERS="2")
+    plan = run_clean("distributed", {**env, "DRY_RUN": "1"}, timeout=60)
+    assert plan.returncode == 0, plan.stderr
+    master_line, workers_line = plan.stdout.strip().splitlines()[-2:]
+    master_cmd = [*shlex.split(master_line), "--master-bind-port", str(port)]
+    worker_cmd = [*shlex.split(workers_line.split(" x ", 1)[1]), "--master-port", str(port)]
+    env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+    reports.mkdir(exist_ok=True)
     workers = [
         subprocess.Popen(worker_cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(2)
@@ -126,7 +127,7 @@ def test_distributed_workers_files_add_up_to_the_masters_totals(sandbox, tmp_pat
         for w in workers:
             w.terminate()
             w.wait(timeout=30)
-    assert master.returncode == 0, master.stderr[-3000:]
+    assert master.returncode == 0, master.stderr[-9000:]
     summary = json.loads((reports / "distributed-summary.json").read_text())
     files = sorted(tmp_path.glob("requests.tsv.worker*"))
     assert [f.name for f in files] == ["requests.tsv.worker0", "requests.tsv.worker1"] and not log.exists()

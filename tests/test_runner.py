@@ -35,6 +35,32 @@ def run(profile: str, *args: str, env: dict | None = None, timeout: int = 180, c
     )
 
 
+def can_isolate() -> bool:
+    """Whether a run can have a network of its own (``unshare -n``: root or user namespaces)."""
+    if not (shutil.which("unshare") and shutil.which("ip")):
+        return False
+    return subprocess.run(["unshare", "-n", "true"], capture_output=True, timeout=30).returncode == 0
+
+
+fresh = pytest.mark.skipif(not can_isolate(), reason="needs `unshare -n` (root or user namespaces) and `ip`")
+
+
+def run_fresh(profile: str, *args: str, tmp_path: Path, env: dict | None = None, timeout: int = 180):
+    """The runner as on a fresh machine: a network namespace of its own, so nothing answers at the
+    default targets (:8000, :1080) and the runner starts the bundled sandbox itself, with its data
+    in ``tmp_path/sandbox-data``; reports in ``tmp_path/reports``."""
+    base = {k: v for k, v in os.environ.items() if k not in ("PAYMENT_SERVICE_URL", "BANKING_API_URL", "LOCUST_HOST")}
+    full_env = {
+        **base,
+        "PYTHONUNBUFFERED": "1",
+        "SANDBOX_DATA_DIR": str(tmp_path / "sandbox-data"),
+        "REPORT_DIR": str(tmp_path / "reports"),
+        **(env or {}),
+    }
+    cmd = ["unshare", "-n", "bash", "-c", 'ip link set lo up && exec "$@"', "fresh", RUNNER, profile, *args]
+    return subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
 def target_env(sandbox, tmp_path: Path, **extra) -> dict:
     return {
         "PAYMENT_SERVICE_URL": sandbox.payment_url,
@@ -129,12 +155,13 @@ def test_every_profile_maps_to_its_locust_command(profile):
 def test_overrides_reach_the_command():
     r = run(
         "basic",
+        "PaymentServiceUser",
         "--tags",
         "payments",
         env={"DRY_RUN": "1", "USERS": "7", "SPAWN_RATE": "3.5", "RUN_TIME": "1h30m", "REPORT_DIR": "out"},
     )
-    assert "-u 7 -r 3.5 -t 1h30m" in r.stdout and "--html out/basic-report.html" in r.stdout
-    assert r.stdout.rstrip().endswith("--tags payments")
+    assert "-u 7 -r 3.5 -t 1h30m" in r.stdout and "--html out/basic-report.html" in r.stdout, r.stderr
+    assert r.stdout.rstrip().endswith("PaymentServiceUser --tags payments")
 
 
 def test_unreachable_remote_target_exits_3_fast(tmp_path):
@@ -265,3 +292,43 @@ def test_scripts_are_shellcheck_clean():
     scripts = [str(p) for p in (ROOT / "scripts").glob("*.sh")] + [str(ROOT / ".ci" / "run")]
     r = subprocess.run(["shellcheck", *scripts], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout
+
+
+def test_help_columns_align_for_every_name():
+    """The long names (rate-distributed, docker-failures) do not push their line's text out of line."""
+    lines = run("help").stdout.splitlines()
+    profiles_at, commands_at = lines.index("Load profiles:"), lines.index("Other commands:")
+    profile_lines = [line for line in lines[profiles_at + 1 : commands_at] if line.strip()]
+    command_lines = [line for line in lines[commands_at + 1 :] if line.startswith("  ")]
+    assert any(line.split()[0] == "rate-distributed" for line in profile_lines)
+
+    def text_column(line: str) -> int:  # where the text after the name starts
+        name = line.split()[0]
+        return len(line) - len(line[line.index(name) + len(name) :].lstrip())
+
+    columns = {text_column(line) for line in profile_lines + command_lines}
+    assert len(columns) == 1, columns
+    assert len({line.rindex("(") for line in profile_lines}) == 1  # the sizes column
+
+
+def test_compare_with_no_earlier_run_says_so_and_exits_0(tmp_path):
+    r = run("compare", "smoke", env={"REPORT_DIR": str(tmp_path / "reports")})
+    assert r.returncode == 0 and "no run of 'smoke'" in r.stderr and "nothing to compare" in r.stderr
+    # one run, no earlier passing one: nothing to compare either
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "smoke-summary.json").write_text(json.dumps({"ended_at": "t1", "steady_state": {"endpoints": []}}))
+    r = run("compare", "smoke", env={"REPORT_DIR": str(reports)})
+    assert r.returncode == 0 and "no earlier passing run of 'smoke', so nothing to compare" in r.stderr
+    assert run("compare", env={"REPORT_DIR": str(reports)}).returncode == 2  # no profile: a usage error
+
+
+@fresh
+def test_an_unreachable_bank_alone_is_named_first(tmp_path):
+    """BANKING_API_URL set to a dead port, the PaymentService left at its default (nothing there
+    either on a fresh machine): the first line names the BankingAPI, what the user has to fix."""
+    r = run_fresh("smoke", tmp_path=tmp_path, env={"BANKING_API_URL": "http://127.0.0.1:9"}, timeout=60)
+    assert r.returncode == 3, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert lines[0].startswith("target unreachable: BankingAPI at http://127.0.0.1:9: connection refused"), lines
+    assert "sandbox" not in r.stderr
