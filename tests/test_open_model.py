@@ -69,10 +69,12 @@ def _loose_slo(tmp_path: Path, operations: str = "") -> Path:
 
 def probe_run(sandbox, tmp_path: Path, plant: str, timeout: int = 120, **env) -> tuple:
     """A `rate` run with the probe loaded: (process, summary, probe record). It must pass (exit 0):
-    the thresholds are out of reach and the target is a healthy sandbox."""
+    the thresholds are out of reach, the target is a healthy sandbox, and the in-flight cap is out
+    of reach too (these tests judge the correction; a slow target on a busy machine would otherwise
+    drop arrivals, which test_stalled_target_drops_arrivals_and_fails_integrity covers)."""
     log = tmp_path / "probe.json"
-    slo = str(_loose_slo(tmp_path))
-    full = _env(sandbox, tmp_path, SLO_FILE=slo, OPEN_MODEL_PROBE_LOG=str(log), OPEN_MODEL_PROBE_PLANT=plant, **env)
+    full = _env(sandbox, tmp_path, SLO_FILE=str(_loose_slo(tmp_path)), MAX_IN_FLIGHT="5000")
+    full.update(OPEN_MODEL_PROBE_LOG=str(log), OPEN_MODEL_PROBE_PLANT=plant, **env)
     r = run("rate", full, timeout, "-f", PROBE_FILES)
     assert r.returncode == 0, r.stderr[-3000:]
     return r, _summary(tmp_path, "rate"), json.loads(log.read_text())
@@ -276,7 +278,7 @@ def test_poisson_arrivals_have_exponential_gaps(sandbox, tmp_path, plant):
         sandbox,
         tmp_path,
         plant,
-        TARGET_RPS="150",
+        TARGET_RPS="120",
         ARRIVALS="poisson",
         RUN_TIME="6s",
         RATE_CLASS="ProbePaymentUser",
@@ -294,28 +296,28 @@ def test_poisson_arrivals_have_exponential_gaps(sandbox, tmp_path, plant):
 
 @pytest.mark.parametrize("plant", PLANTS)
 def test_rate_stages_are_each_held_within_5_percent(sandbox, tmp_path, plant):
-    """RATE_STAGES=100:1s,100:3s,200:1s,200:3s: 100/s held over [1 s, 4 s) and 200/s over [5 s, 8 s)
+    """RATE_STAGES=60:1s,60:3s,120:1s,120:3s: 60/s held over [1 s, 4 s) and 120/s over [5 s, 8 s)
     of the schedule (the seconds before each are ramps). The achieved rate, counted from when each
     request was sent, is within 5 % in each; the late ones (a 100 ms stall a second, which moves at
-    most 3 % of a stage's sends across its edges) are corrected."""
+    most 3.3 % of a stage's sends across its edges) are corrected."""
     r, s, probe = probe_run(
         sandbox,
         tmp_path,
         plant,
-        RATE_STAGES="100:1s,100:3s,200:1s,200:3s",
+        RATE_STAGES="60:1s,60:3s,120:1s,120:3s",
         RUN_TIME="9s",
         RATE_CLASS="ProbePaymentUser",
         OPEN_MODEL_PROBE_STALL="0.1/1",
     )
     om = s["open_model"]
-    assert om["rate_stages"] == "100:1s,100:3s,200:1s,200:3s" and om["dropped"] == 0, om
+    assert om["rate_stages"] == "60:1s,60:3s,120:1s,120:3s" and om["dropped"] == 0, om
     start = probe["start"]
     sent = [row[END] - row[SERVICE] / 1000.0 - start for row in probe["requests"] if row[INDEX] == 0]
     assert len(sent) == len(probe["arrivals"]) == om["sent"]
-    for rate, t0, t1 in ((100, 1.0, 4.0), (200, 5.0, 8.0)):
+    for rate, t0, t1 in ((60, 1.0, 4.0), (120, 5.0, 8.0)):
         achieved = sum(t0 <= t < t1 for t in sent) / (t1 - t0)
         assert abs(achieved - rate) <= 0.05 * rate, (rate, t0, t1, achieved)
-    check_planted(plant, correction_problems(probe, min_late=30), "corrected latencies are not end - due")
+    check_planted(plant, correction_problems(probe, min_late=20), "corrected latencies are not end - due")
 
 
 @pytest.mark.parametrize("plant", PLANTS)
@@ -386,7 +388,10 @@ def test_sandbox_stall_fault_is_settable_and_checked(fresh_sandbox):
         requests.post(box.bank_url + "/v1/authorizations", json=body, headers=AUTH, timeout=5)
         slowest = max(slowest, time.monotonic() - t0)
         time.sleep(0.05)
-    assert 0.2 < slowest < 1.0, slowest
+    # Held by a stall: a request that lands in the 0.6 s window waits for the rest of it, and with
+    # one at least every ~0.3 s even on a busy machine one waits > 0.25 s. Released at its end: far
+    # below the 5 s client timeout (a stall that never ended would hit it).
+    assert 0.25 < slowest < 0.6 + 2.0, slowest
 
 
 def test_burst_sends_exactly_total_payments(sandbox, tmp_path):
