@@ -223,6 +223,7 @@ class Settings(BaseSettings):
     workers: int = Field(2, ge=1, le=99, description="Local worker processes of the distributed profile")
     report_dir: str = Field("reports", min_length=1, description="Where reports are written")
     dry_run: bool = Field(False, description="Print the Locust command instead of running it")
+    locust_table: bool = Field(False, description="Locust's request table every 2 s instead of the progress line")
     allow_remote_target: bool = Field(False, description="Heavy profiles may load a non-loopback host")
     master_host: Annotated[str, AfterValidator(_host)] = Field(
         "127.0.0.1", description="Master a `run_tests.sh worker` connects to (host name or IP)"
@@ -282,10 +283,10 @@ class Settings(BaseSettings):
     slo_error_rate: float | None = Field(None, ge=0, le=1, description="Global error-rate limit (fraction)")
     slo_min_rps: float | None = Field(None, ge=0, description="Global minimum requests per second")
 
-    # --- Web UI
     # --- Raw request log (reporting/request_log.py): the ground truth the summary is checked against
     request_log: str = Field("", description="File for one line per request (workers: <file>.worker<N>); empty: off")
 
+    # --- Web UI
     web_host: str = Field("127.0.0.1", min_length=1, description="Interface the UI listens on")
     web_port: int = Field(8089, ge=1, le=65535, description="UI port")
     web_username: str | None = Field(None, description="UI login (required off loopback)")
@@ -327,7 +328,6 @@ class Settings(BaseSettings):
             raise ValueError("no such file (a thresholds TOML file, see thresholds.example.toml)")
         return v
 
-    @field_validator(
     @field_validator("request_log")
     @classmethod
     def _request_log(cls, v: str) -> str:
@@ -341,6 +341,7 @@ class Settings(BaseSettings):
             raise ValueError(f"its folder {problem}; name a file in a writable folder")
         return v
 
+    @field_validator(
         "users",
         "spawn_rate",
         "expect_workers",

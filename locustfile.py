@@ -17,6 +17,7 @@ import options  # noqa: F401 - the suite's command-line options
 import reporting.hooks  # noqa: F401 - registers the summary, SLO gate and integrity checks
 import reporting.latency  # noqa: F401 - the one latency record: Locust's bucketer at 0.1 % relative accuracy
 import reporting.memory  # noqa: F401 - bounds Locust's per-second counters and per-endpoint caches
+import reporting.progress  # noqa: F401 - the live progress line; Locust's table once at the end (after reporting.hooks)
 import reporting.request_log  # noqa: F401 - REQUEST_LOG: one raw line per request (unset: no listener)
 import reporting.timeline  # noqa: F401 - per-endpoint percentiles over time for the HTML summary (charts)
 import webui.access  # noqa: F401 - the UI stays on loopback unless a login protects it

@@ -254,6 +254,7 @@ class Plan:
     worker_command: list[str]
     workers: int
     dry_run: bool
+    run_line: str  # what the run is, in the profile's own terms (run_line())
 
     def shell(self) -> str:
         """Bash assignments (every value quoted) the runner evaluates."""
@@ -265,7 +266,7 @@ class Plan:
             f"PLAN_WORKERS={self.workers if self.profile.distributed else 0}",
             f"PLAN_REPORT_DIR={q(self.report_dir)}",
             f"PLAN_DRY_RUN={int(self.dry_run)}",
-            f"PLAN_SUMMARY={q(f'{self.users} users at {_rate(self.spawn_rate)}/s for {self.run_time}')}",
+            f"PLAN_SUMMARY={q(self.run_line)}",
             "PLAN_CMD=(" + " ".join(q(w) for w in self.command) + ")",
             "PLAN_WORKER_CMD=(" + " ".join(q(w) for w in self.worker_command) + ")",
         ]
@@ -316,7 +317,11 @@ def plan(name: str, extra: list[str], python: str = "python") -> Plan:
     rate = settings.spawn_rate or p.spawn_rate
     run_time = settings.run_time or p.run_time
     rd = settings.report_dir
-    cmd = [python, "-m", "locust", "-f", p.files, "--headless", "-u", str(users), "-r", _rate(rate), "-t", run_time]
+    cmd = [python, "-m", "locust", "-f", p.files, "--headless"]
+    if "BurstUser" not in p.classes:  # the burst's shape ignores -u/-r/-t (and Locust warns that it does)
+        cmd += ["-u", str(users), "-r", _rate(rate), "-t", run_time]
+    if not settings.locust_table:  # the progress line (reporting/progress.py) instead of the table every 2 s
+        cmd.append("--only-summary")
     cmd += ["--profile-name", name, "--report-dir", rd, "--html", f"{rd}/{name}-report.html"]
     cmd += ["--csv", f"{rd}/{name}", "--json-file", f"{rd}/{name}", "--stop-timeout", "10"]
     if p.distributed:
@@ -325,7 +330,26 @@ def plan(name: str, extra: list[str], python: str = "python") -> Plan:
     cmd += [*p.classes, *extra]
     worker = [python, "-m", "locust", "-f", p.files, "--worker", "--master-host", "127.0.0.1"] if p.distributed else []
     env = {**p.env, **_wait_env(p, settings)}
-    return Plan(p, users, rate, run_time, rd, env, cmd, worker, settings.workers, settings.dry_run)
+    line = run_line(p, users, rate, run_time, settings)
+    return Plan(p, users, rate, run_time, rd, env, cmd, worker, settings.workers, settings.dry_run, line)
+
+
+def run_line(p: Profile, users: int, rate: float, run_time: str, settings) -> str:
+    """The runner's "run:" line in the profile's terms: users and spawn rate (closed model), the
+    shape's peak and cap, arrivals per second (rate), or payments and concurrency (burst)."""
+    if "BurstUser" in p.classes:
+        return f"{settings.total} payments, {settings.concurrency} in flight, until all are answered"
+    if "RateUser" in p.classes:
+        if settings.rate_stages:
+            arrivals = f"arrivals/s by stages {settings.rate_stages}"
+        else:
+            ramp = f" after a {settings.ramp:g} s ramp" if settings.ramp else ""
+            arrivals = f"{settings.target_rps:g} arrivals/s{ramp}"
+        where = f" over {users} schedulers" if p.distributed else ""
+        return f"{arrivals} of {settings.rate_class}{where} for {run_time}"
+    if p.shape:
+        return f"shape {p.shape}, up to {users} users, at most {run_time}"
+    return f"{users} users at {_rate(rate)}/s for {run_time}"
 
 
 def ui_plan(name: str, extra: list[str], python: str = "python") -> Plan:
