@@ -128,11 +128,15 @@ def _log_request(self, method, name, response_time, content_length):
 
 RequestStats.log_request = _log_request
 
-# The probe brackets the open model's listener (no other listener between them), and the plant,
-# when asked for, takes the listener's place. Locust's EventHook has no public way to insert.
-_handlers = events.request._handlers
-_at = _handlers.index(om._on_request)
-_handlers[_at : _at + 1] = [_probe, _no_correction if PLANT == "no-correction" else om._on_request, _probe_after]
+
+@events.init.add_listener
+def _bracket_the_open_model(environment, **_kw) -> None:
+    """The probe brackets the open model's listener (no other listener between them), and the
+    plant, when asked for, takes the listener's place. At init, after every module's own init
+    (REQUEST_LOG's moves the open model's listener), and Locust's EventHook has no public insert."""
+    handlers = environment.events.request._handlers
+    at = handlers.index(om._on_request)
+    handlers[at : at + 1] = [_probe, _no_correction if PLANT == "no-correction" else om._on_request, _probe_after]
 
 
 def _stall_loop(environment, stall_s: float, period_s: float) -> None:

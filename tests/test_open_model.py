@@ -3,8 +3,10 @@ time each request from when it was due; the `burst` profile sends exactly TOTAL 
 
 The correction for coordinated omission is checked where it acts (issue 21): a test-only locustfile
 (tests/open_model_probe.py) stalls the event loop so arrivals go out late, records for every request
-when it was due and when it ended, and can switch the correction off. Each such test runs twice:
-as is (nothing wrong) and with the correction switched off (its checks must say what is wrong).
+when it was due and when it ended, and can switch the correction off; the suite's own raw log
+(REQUEST_LOG) is checked against it line by line and the summary against that log. Each such test
+runs twice: as is (nothing wrong) and with the correction switched off (its checks must say what is
+wrong).
 
 Every load here is short and aimed at a sandbox on loopback (the runner in a subprocess: Locust
 must not gevent-patch the pytest process)."""
@@ -74,6 +76,7 @@ def probe_run(sandbox, tmp_path: Path, plant: str, timeout: int = 120, **env) ->
     drop arrivals, which test_stalled_target_drops_arrivals_and_fails_integrity covers)."""
     log = tmp_path / "probe.json"
     full = _env(sandbox, tmp_path, SLO_FILE=str(_loose_slo(tmp_path)), MAX_IN_FLIGHT="5000")
+    full.update(REQUEST_LOG=str(tmp_path / "requests.tsv"))  # the suite's own raw log, beside the probe's
     full.update(OPEN_MODEL_PROBE_LOG=str(log), OPEN_MODEL_PROBE_PLANT=plant, **env)
     r = run("rate", full, timeout, "-f", PROBE_FILES)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -157,6 +160,35 @@ def figure_problems(om: dict, probe: dict) -> list[str]:
             want = nearest_rank(values, q)
             if abs(fig[key] - want) > max(0.01 * want, 2.0):
                 problems.append(f"{basis} {key}: summary {fig[key]} ms, raw record {want:.2f} ms")
+    return problems
+
+
+def request_log_problems(tmp_path: Path, probe: dict) -> list[str]:
+    """The suite's raw request log (REQUEST_LOG) against the probe's record, line by line (the same
+    requests in the same order, each corrected_ms end - due), and the summary against the log
+    (``python -m reporting.request_log --summary``, which recomputes every figure from it)."""
+    log, summary = tmp_path / "requests.tsv", tmp_path / "reports" / "rate-summary.json"
+    lines = [line.split("\t") for line in log.read_text().splitlines()]
+    col = {name: i for i, name in enumerate(lines[0])}
+    rows = probe["requests"]
+    if len(lines) - 1 != len(rows):
+        return [f"the request log has {len(lines) - 1} requests, the probe {len(rows)}"]
+    problems = []
+    off = [
+        row[NAME]
+        for line, row in zip(lines[1:], rows, strict=True)
+        if line[col["endpoint"]] != row[NAME]
+        or abs(float(line[col["service_ms"]]) - row[SERVICE]) > EPS_MS
+        or not _within(float(line[col["corrected_ms"]]), row[END] - row[DUE], row[END_AFTER] - row[DUE])
+    ]
+    if off:
+        problems.append(f"{len(off)} lines of the request log are not the probe's requests (end - due), e.g. {off[0]}")
+    cmd = [sys.executable, "-m", "reporting.request_log", str(log), "--summary", str(summary)]
+    check = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    if check.returncode != 0:
+        problems.append(
+            f"the summary is not the request log's figures (exit {check.returncode}): {check.stdout[-600:]}"
+        )
     return problems
 
 
@@ -258,6 +290,7 @@ def test_a_late_scheduler_lateness_is_in_each_corrected_latency(sandbox, tmp_pat
     assert len(probe["arrivals"]) == om["sent"] == sum(row["sent"] for row in om["per_second"])
     assert gap_cv(probe["arrivals"]) < 0.01  # constant arrivals: evenly spaced due times
     problems = correction_problems(probe, min_late=60) + figure_problems(om, probe)
+    problems += request_log_problems(tmp_path, probe)
     # A quarter of the arrivals wait up to 250 ms, so the slowest 1 % waited >= ~240 ms: the summary's
     # corrected p99 holds the stall. Its service p99 is the raw service p99 (figure_problems), which
     # leaves the wait out; how far below it lies depends on how busy the machine is, so not asserted.
@@ -268,6 +301,7 @@ def test_a_late_scheduler_lateness_is_in_each_corrected_latency(sandbox, tmp_pat
     check_planted(plant, problems, "corrected latencies are not end - due")
     if plant:
         assert any("late requests' corrected latency leaves out their lateness" in p for p in problems), problems
+        assert any("the summary is not the request log's figures" in p for p in problems), problems
 
 
 @pytest.mark.parametrize("plant", PLANTS)
@@ -291,7 +325,8 @@ def test_poisson_arrivals_have_exponential_gaps(sandbox, tmp_path, plant):
     cv = gap_cv(arrivals)
     # the sample CV of n exponential gaps has a standard error of about 1/sqrt(n) (<= 0.045 here)
     assert 0.85 <= cv <= 1.15, cv
-    check_planted(plant, correction_problems(probe, min_late=30), "corrected latencies are not end - due")
+    problems = correction_problems(probe, min_late=30) + request_log_problems(tmp_path, probe)
+    check_planted(plant, problems, "corrected latencies are not end - due")
 
 
 @pytest.mark.parametrize("plant", PLANTS)
@@ -317,7 +352,8 @@ def test_rate_stages_are_each_held_within_5_percent(sandbox, tmp_path, plant):
     for rate, t0, t1 in ((60, 1.0, 4.0), (120, 5.0, 8.0)):
         achieved = sum(t0 <= t < t1 for t in sent) / (t1 - t0)
         assert abs(achieved - rate) <= 0.05 * rate, (rate, t0, t1, achieved)
-    check_planted(plant, correction_problems(probe, min_late=20), "corrected latencies are not end - due")
+    problems = correction_problems(probe, min_late=20) + request_log_problems(tmp_path, probe)
+    check_planted(plant, problems, "corrected latencies are not end - due")
 
 
 @pytest.mark.parametrize("plant", PLANTS)
@@ -329,6 +365,7 @@ def test_rate_of_the_payment_mix_is_held_and_each_request_is_timed_from_when_it_
     r, s, probe = probe_run(sandbox, tmp_path, plant, TARGET_RPS="50", RUN_TIME="7s", OPEN_MODEL_PROBE_STALL="0.2/1")
     om = s["open_model"]
     problems = correction_problems(probe, min_late=20) + figure_problems(om, probe)
+    problems += request_log_problems(tmp_path, probe)
     check_planted(plant, problems, "corrected latencies are not end - due")
     if plant:
         return
