@@ -99,7 +99,9 @@ class MoneySection(Section):
         servers = _servers(run.environment) if self.read_servers else None
         days = sorted({*self.days, utc_day()})
         unknown, LEDGER.unknown = LEDGER.unknown, []
-        result = reconcile(LEDGER.records, unknown, servers, self.start or {}, days, apis.current())
+        result = reconcile(
+            LEDGER.records, unknown, servers, self.start or {}, days, apis.current(), ledger_gap=_ledger_gap(run)
+        )
         result["ledger"] = {
             "file": str(LEDGER.path),
             "requests": dict(LEDGER.counts),
@@ -129,6 +131,16 @@ class MoneySection(Section):
         if data.get("note"):
             lines.append(f"- {data['note']}")
         return lines
+
+
+def _ledger_gap(run: RunContext) -> str:
+    """Why the ledger misses records, or "": a worker lost, or silent after the stop, takes the
+    records it had not yet sent (every 2 s) with it."""
+    workers = run.summary.get("workers") or {}
+    gone = sorted({*workers.get("lost", []), *workers.get("unreported", [])})
+    if not gone:
+        return ""
+    return f"worker(s) {gone} were lost or silent at the end, and the ledger records they had not sent with them"
 
 
 SECTION = register(MoneySection())

@@ -64,11 +64,19 @@ INFO_COUNTS = (
     "lookup_failed",
     "server_not_final",
     "not_checked_time_limit",
+    "server_excess_ledger_incomplete",
 )
 
 
 # Outcomes nothing could judge: with any of them the section says "incomplete", not "reconciled".
-UNJUDGED = ("unknown_unresolved", "unknown_not_kept", "lookup_failed", "server_not_final", "not_checked_time_limit")
+UNJUDGED = (
+    "unknown_unresolved",
+    "unknown_not_kept",
+    "lookup_failed",
+    "server_not_final",
+    "not_checked_time_limit",
+    "server_excess_ledger_incomplete",
+)
 
 
 class Servers:
@@ -327,10 +335,19 @@ class Findings:
     counts: Counter = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
     checks: dict[str, str] = field(default_factory=dict)  # check -> how it ran (or why not)
+    ledger_incomplete: bool = False  # a worker was lost (or silent at the end) with its last records
 
     def mismatch(self, kind: Mismatch, problem: str, n: int = 1) -> None:
         self.counts[str(kind)] += n
         self.problems.append(problem)
+
+    def server_excess(self, kind: Mismatch, problem: str, n: int = 1) -> None:
+        """The servers show more than the client recorded: a mismatch, unless the ledger is known to
+        miss records (then it is no evidence against the target: counted as not judged)."""
+        if self.ledger_incomplete:
+            self.counts["server_excess_ledger_incomplete"] += n
+        else:
+            self.mismatch(kind, problem, n)
 
 
 def check_client_view(state: Expected, found: Findings) -> None:
@@ -403,7 +420,9 @@ def check_server_payments(
         elif server.state is ServerState.PENDING:
             counts["server_not_final"] += 1
         elif server.state is ServerState.DECLINED or (server.state is ServerState.VOID and not mine["refunded"]):
-            found.mismatch(
+            # void with no refund the client saw: a refund record the ledger may have lost
+            report = found.mismatch if server.state is ServerState.DECLINED else found.server_excess
+            report(
                 Mismatch.DECLINED_MISMATCH,
                 f"payment {pid} succeeded for the client but is {server.state} on the server",
             )
@@ -419,7 +438,8 @@ def check_server_payments(
             and server.refunded is not None
             and not mine["refunded"] <= server.refunded <= mine["refunded"] + mine["uncertain"]
         ):
-            found.mismatch(
+            report = found.mismatch if server.refunded < mine["refunded"] else found.server_excess
+            report(
                 Mismatch.REFUND_MISMATCH,
                 f"payment {pid}: client saw {mine['refunded']} refunded, server says {server.refunded}",
             )
@@ -451,7 +471,7 @@ def check_race_merchants(state: Expected, found: Findings, binding: Binding, ser
         listed = binding.merchant_payment_ids(servers, merchant) or []
         extra = [pid for pid in listed if pid not in state.race_ids and pid not in state.payments]
         if extra:
-            found.mismatch(
+            found.server_excess(
                 Mismatch.DUPLICATE_ON_SERVER,
                 f"merchant {merchant}: {len(extra)} payment(s) on the server the client never got: {extra[:3]}",
                 len(extra),
@@ -483,12 +503,12 @@ def check_settlements(
         d_cap, d_ref = end[merchant][0] - before[0], end[merchant][1] - before[1]
         if own:
             exclusive += 1
-            wrong = abs(d_cap - captured) > uncertain or abs(d_ref - refunded) > uncertain
         else:
             shared += 1
-            wrong = d_cap < captured - uncertain or d_ref < refunded - uncertain
-        if wrong:
-            found.mismatch(
+        short = d_cap < captured - uncertain or d_ref < refunded - uncertain
+        excess = own and (d_cap > captured + uncertain or d_ref > refunded + uncertain)
+        if short or excess:
+            (found.mismatch if short else found.server_excess)(
                 Mismatch.BANK_SETTLEMENT_MISMATCH,
                 f"bank settlement {merchant}: captured {d_cap} (client {captured}), "
                 f"refunded {d_ref} (client {refunded})"
@@ -512,11 +532,14 @@ def reconcile(
     days: list[str],
     binding: Binding,
     deadline_s: float = 90.0,
+    ledger_gap: str = "",
 ) -> dict[str, Any]:
     """Resolve unknown outcomes, build the expected state, and run the checks the API allows.
-    ``servers`` None: the client's view only (nothing is read from or replayed to the targets)."""
+    ``servers`` None: the client's view only (nothing is read from or replayed to the targets).
+    ``ledger_gap``: why the ledger misses records (workers lost); then the servers showing more
+    than the client recorded is not judged a mismatch (the servers showing less still is)."""
     started = time.monotonic()
-    found = Findings()
+    found = Findings(ledger_incomplete=bool(ledger_gap))
     if servers is None:
         found.counts["unknown_unresolved"] += len(unknown)
         resolved = [{k: v for k, v in r.items() if k not in ("request", "path", "service")} for r in unknown]
@@ -529,6 +552,8 @@ def reconcile(
         return time.monotonic() - started > deadline_s
 
     not_run: dict[str, str] = {}
+    if ledger_gap:
+        not_run["servers showing more than the client recorded"] = ledger_gap
     check_client_view(state, found)
     if binding.has(Capability.IDEMPOTENCY):
         check_idempotency(state, found)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import gevent
 from locust import events
-from locust.runners import LocalRunner, MasterRunner, WorkerRunner
+from locust.runners import STATE_INIT, LocalRunner, MasterRunner, WorkerRunner
 
 import options
 from config import get_settings
@@ -22,7 +22,7 @@ from reporting import baseline, sections
 from reporting import summary as sm
 from reporting.run import RUN
 from reporting.thresholds import ThresholdError, load_thresholds
-from reporting.verdict import USAGE, headline, settle
+from reporting.verdict import INTEGRITY, MEANING, USAGE, headline, settle
 
 log = logging.getLogger("suite")
 WORKER_REPORT_INTERVAL_S = 3.0  # locust.runners.WORKER_REPORT_INTERVAL
@@ -50,6 +50,8 @@ def on_init(environment, **_kwargs) -> None:
             setattr(opts, WANTS_STEADY, wanted)
         environment.events.worker_report.add_listener(_merge_worker_report)
         gevent.spawn(_watch_workers, runner)
+        if options.report_dir(environment):
+            _fail_integrity_when_workers_never_come(runner, getattr(opts, "expect_workers", 1) or 1)
     elif isinstance(runner, WorkerRunner):
         environment.events.report_to_master.add_listener(_report_to_master)
     elif wanted:
@@ -70,6 +72,28 @@ def _merge_worker_report(client_id: str, data: dict) -> None:
     RUN.add_worker_requests(client_id, data)
     RUN.steady.merge_report(data)
     sections.merge_worker_reports(client_id, data)
+
+
+def _fail_integrity_when_workers_never_come(runner: MasterRunner, expected: int) -> None:
+    """A headless master that gives up waiting for its workers (--expect-workers-max-wait) calls
+    ``runner.quit()`` then ``sys.exit(1)``, before any load and without the quitting event, so no
+    summary is written. Exit 5 instead (run integrity in doubt), saying why; a quit after the
+    summary (the normal end, or Ctrl-C while waiting) is left as it is."""
+    quit_runner = runner.quit
+
+    def quit_or_fail() -> None:
+        missing = runner.state == STATE_INIT and len(runner.clients.ready) < expected
+        quit_runner()
+        if missing and not RUN.summary_written:
+            print(
+                f"verdict: FAIL (exit {INTEGRITY}: {MEANING[INTEGRITY]}) - integrity: only "
+                f"{len(runner.clients.ready)} of {expected} expected workers connected; no load was sent",
+                file=sys.stderr,
+                flush=True,
+            )
+            raise SystemExit(INTEGRITY)
+
+    runner.quit = quit_or_fail
 
 
 def _watch_workers(runner: MasterRunner) -> None:

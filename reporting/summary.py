@@ -354,6 +354,7 @@ def build(environment, run, settings, profile: str, report_dir: Path) -> dict[st
             "expected": getattr(opts, "expect_workers", None) if is_master else None,
             "max_connected": run.max_workers,
             "lost": sorted(run.workers_lost),
+            "unreported": sorted(run.workers_unreported),  # no final stats report after the stop
             "requests_by_worker": dict(run.worker_requests),
         },
         "totals": entry_figures(stats.total, run_s),

@@ -6,16 +6,20 @@ in reasons carry their unit."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
+from apis.contract import BINDING as CONTRACT
+from money.reconcile import reconcile
 from reporting.html_report import render
 from reporting.thresholds import Threshold
 from reporting.verdict import Kind, Reason, format_value, headline, settle
-from tests.helpers import ROOT, Sandbox
+from tests.helpers import ROOT, Sandbox, free_port
 from tests.test_html_report import fake_summary
+from tests.test_money import _FakeServers, _records
 from tests.test_runner import run, target_env
 
 THRESHOLD = Reason(Kind.THRESHOLD, "threshold breached: global p50 <= 100 ms (actual 140 ms, steady window)")
@@ -113,3 +117,34 @@ def test_a_race_run_that_loses_money_and_breaches_a_threshold_exits_4_money_firs
     page = (reports / "race-summary.html").read_text()
     assert page.split('id="verdict">')[1].startswith("FAIL (exit 4: money mismatch) — money:")
     assert s["errors_by_category"]["other"] == 0
+
+
+def test_a_master_whose_workers_never_come_exits_5(sandbox, tmp_path):
+    """Locust gives up waiting for the expected workers with sys.exit(1) and no summary: the suite
+    makes it 5 (run integrity in doubt) and says why."""
+    cmd = [sys.executable, "-m", "locust", "-f", "locustfile.py", "--headless", "--master"]
+    cmd += ["--master-bind-host", "127.0.0.1", "--master-bind-port", str(free_port()), "--expect-workers", "2"]
+    cmd += ["--expect-workers-max-wait", "2", "-u", "2", "-r", "2", "-t", "10s", "--profile-name", "lonely"]
+    cmd += ["--report-dir", str(tmp_path / "reports")]
+    env = {**os.environ, **target_env(sandbox, tmp_path)}
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 5, r.stderr[-2000:]
+    assert "verdict: FAIL (exit 5: run integrity in doubt) - integrity: only 0 of 2 expected workers" in r.stderr
+
+
+def test_with_a_worker_lost_the_servers_showing_more_is_not_judged_money():
+    """A worker killed mid-run takes its unsent ledger records with it: the server then shows a
+    refund the client never recorded. That is run integrity (5), not money (4); the server showing
+    less than the client saw stays a money mismatch."""
+    pay = {"kind": "payment", "outcome": "succeeded", "id": "pay_1", "amount": 1000, "currency": "USD"}
+    server = _FakeServers({"pay_1": {"id": "pay_1", "amount": 1000, "currency": "USD", "refunded_amount": 400}})
+    gap = "worker(s) ['w1'] were lost or silent at the end"
+    whole = reconcile(_records(pay), [], server, None, [], CONTRACT)
+    assert not whole["ok"] and whole["counts"]["refund_mismatch"] == 1
+    lost = reconcile(_records(pay), [], server, None, [], CONTRACT, ledger_gap=gap)
+    assert lost["ok"] and lost["status"] == "incomplete", lost
+    assert lost["counts"]["server_excess_ledger_incomplete"] == 1 and lost["counts"]["refund_mismatch"] == 0
+    assert lost["not_checked"]["servers showing more than the client recorded"] == gap
+    refund = {"kind": "refund", "outcome": "succeeded", "parent": "pay_1", "amount": 600, "currency": "USD"}
+    less = reconcile(_records(pay, refund), [], server, None, [], CONTRACT, ledger_gap=gap)
+    assert not less["ok"] and less["counts"]["refund_mismatch"] == 1, less["counts"]
