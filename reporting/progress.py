@@ -173,7 +173,7 @@ class Bar:
         from rich.progress import BarColumn, Progress, TextColumn
         from rich.table import Column
 
-        self.console = Console(file=sys.stderr)
+        self.console = Console(file=sys.stderr, soft_wrap=True)  # log lines keep their own length
         self.progress = Progress(
             TextColumn("{task.fields[position]}", markup=False, table_column=Column(no_wrap=True, min_width=9)),
             BarColumn(bar_width=20),
