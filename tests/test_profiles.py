@@ -176,9 +176,11 @@ SHORTENED = {
     "rate-distributed": {"TARGET_RPS": "20", "WORKERS": "2"},
     "burst": {"TOTAL": "100", "CONCURRENCY": "10"},
 }
-# Profiles whose default target a 2-core machine cannot meet: (the words in the description and
-# `list` that say so, the one reason allowed to fail the run).
-BEYOND_TWO_CORES = {"burst": ("needs more than 2 cores", "burst target breached: POST /payments min_rps")}
+# Profiles whose default targets a 2-core machine cannot meet: (the words in the description and
+# `list` that say so, the one reason allowed to fail the shortened run). At its defaults (1,000
+# payments, 100 in flight) the burst also misses its latency limits on 2 cores (p95 443 ms); at 100
+# payments, 10 in flight, only the rate is out of reach (215/s of 1,000/s).
+BEYOND_TWO_CORES = {"burst": ("need more than 2 cores", "burst target breached: POST /payments min_rps")}
 
 
 def test_every_profile_of_the_table_is_run_here():
