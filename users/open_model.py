@@ -55,6 +55,7 @@ from config import get_settings, parse_rate_stages
 from reporting import latency
 from reporting.sections import RunContext, Section, register
 from reporting.thresholds import ThresholdError, load_operations, register_figures
+from reporting.verdict import Kind, Reason, format_value
 from users.exercised import runnable
 
 log = logging.getLogger("suite.open_model")
@@ -620,18 +621,24 @@ class RateSection(Section):
         print_at_exit(self, data)
         return data
 
-    def verdict(self, data: dict[str, Any]) -> list[str]:
+    def verdict(self, data: dict[str, Any]) -> list[Reason]:
         reasons = []
         ratio = data.get("achieved_ratio")
         if ratio is not None and data["scheduled"] >= 1 and ratio < 0.95:
             reasons.append(
-                f"integrity (open model): achieved {data['achieved_rps']:g}/s is {ratio:.1%} of the scheduled "
-                f"{data['scheduled_rps']:g}/s (under 95 %); limit: {data['limit'] or 'unknown'}"
+                Reason(
+                    Kind.INTEGRITY,
+                    f"integrity (open model): achieved {data['achieved_rps']:g}/s is {ratio:.1%} of the scheduled "
+                    f"{data['scheduled_rps']:g}/s (under 95 %); limit: {data['limit'] or 'unknown'}",
+                )
             )
         if data["due"] and data["dropped_share"] > 0.01:
             reasons.append(
-                f"integrity (open model): {data['dropped']} of {data['due']} arrivals dropped "
-                f"({data['dropped_share']:.1%}, over 1 %); limit: {data['limit'] or 'the in-flight cap'}"
+                Reason(
+                    Kind.INTEGRITY,
+                    f"integrity (open model): {data['dropped']} of {data['due']} arrivals dropped "
+                    f"({data['dropped_share']:.1%}, over 1 %); limit: {data['limit'] or 'the in-flight cap'}",
+                )
             )
         return reasons
 
@@ -845,17 +852,25 @@ class BurstSection(Section):
         print_at_exit(self, data)
         return data
 
-    def verdict(self, data: dict[str, Any]) -> list[str]:
+    def verdict(self, data: dict[str, Any]) -> list[Reason]:
         reasons = []
         if not data["complete"]:
-            reasons.append(f"burst incomplete: {data['operations_sent']} of {data['total']} payments sent")
+            reasons.append(
+                Reason(Kind.INTEGRITY, f"burst incomplete: {data['operations_sent']} of {data['total']} payments sent")
+            )
         for t in data["targets"]:
             if t["pass"] is False:
+                limit, actual = format_value(t["metric"], t["limit"]), format_value(t["metric"], t["actual"])
+                op = "min" if t["metric"] == "min_rps" else "max"
                 reasons.append(
-                    f"burst target breached: {t['operation']} {t['metric']} {t['limit']:g} (actual {t['actual']:g})"
+                    Reason(
+                        Kind.THRESHOLD,
+                        f"burst target breached: {t['operation']} {t['metric']} ({op} {limit}; actual {actual},"
+                        " burst send window)",
+                    )
                 )
         if data.get("targets_problem"):
-            reasons.append(f"burst targets: {data['targets_problem']}")
+            reasons.append(Reason(Kind.THRESHOLD, f"burst targets: {data['targets_problem']}"))
         return reasons
 
     def markdown(self, data: dict[str, Any]) -> list[str]:
