@@ -212,7 +212,11 @@ run_master() {  # master <profile> [extra locust args]: workers come from other 
   if [ "$PLAN_DRY_RUN" = 1 ]; then print_command "${PLAN_CMD[@]}"; return 0; fi
   targets_for_remote_run
   say "master: profile $PLAN_NAME, $PLAN_SUMMARY; waiting for $EXPECT_WORKERS_V workers on ${MASTER_BIND_V}:$MASTER_PORT_V -> $PLAN_REPORT_DIR/"
-  run_locust
+  local rc=0
+  "$PY" -m report_set aside "$PLAN_NAME" "$PLAN_REPORT_DIR"  # as run_load_profile: one run's set, never two
+  run_locust || rc=$?
+  "$PY" -m report_set finish "$PLAN_NAME" "$PLAN_REPORT_DIR"
+  return "$rc"
 }
 
 run_worker() {  # worker [profile]: the profile's locustfiles and wait times, the master's load
