@@ -33,8 +33,7 @@ PLAIN_INTERVAL_S = 10.0  # a non-terminal gets a line this often
 # CSV, the JSON and the summary always have every name.
 MAX_TABLE_ROWS = 20
 TTY_INTERVAL_S = 1.0  # a terminal's bar is redrawn this often
-# Locust's INFO lines the progress line replaces (users, run time); shape runs print the run time
-# limit after they have ended, which says nothing.
+# Locust's INFO lines the progress line replaces (users, run time, a shape's start and stop).
 REPLACED = ("Ramping to ", "All users spawned", "Run time limit set to ", "Shape worker starting", "Shape test st")
 # A burst's shape holds "1 users at 1.00 spawn rate" until the burst is done: nothing a person asked for.
 BURST_NOISE = ("Shape test updating to ",)
@@ -280,8 +279,6 @@ def _on_init(environment, **_kwargs) -> None:
     opts = environment.parsed_options
     if opts is None or isinstance(environment.runner, WorkerRunner):
         return
-    if environment.shape_class is not None:  # its "Run time limit set" comes after the run ended
-        logging.getLogger("locust.main").addFilter(_Replaced(("Run time limit set to ",)))
     if wanted(environment):
         replaced = _Replaced(REPLACED + (BURST_NOISE if kind_of(environment) == "burst" else ()))
         for name in ("locust.main", "locust.runners"):

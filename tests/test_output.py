@@ -91,10 +91,16 @@ def test_the_table_is_off_unless_asked_and_burst_gets_no_options_it_ignores():
     assert not {"-u", "-r", "-t"} & set(burst), burst
 
 
-def test_burst_and_rate_say_nothing_about_options_the_runner_passed(sandbox, tmp_path):
+def test_burst_rate_and_shapes_say_nothing_about_options_the_runner_passed(sandbox, tmp_path):
     burst = run("burst", env=sandbox_env(sandbox, tmp_path, TOTAL="40", CONCURRENCY="4"), timeout=180)
     rate = run("rate", env=sandbox_env(sandbox, tmp_path, TARGET_RPS="10", RUN_TIME="4s"), timeout=180)
-    for r, run_line in ((burst, "40 payments, 4 in flight"), (rate, "10 arrivals/s of PaymentServiceUser for 4s")):
+    # a shape's run ends before Locust would print "Run time limit set to ..." (after the end)
+    shaped = run("stress", env=sandbox_env(sandbox, tmp_path, USERS="4", SPAWN_RATE="4", RUN_TIME="4s"), timeout=180)
+    for r, run_line in (
+        (burst, "40 payments, 4 in flight"),
+        (rate, "10 arrivals/s of PaymentServiceUser for 4s"),
+        (shaped, "shape shapes/stress.py, up to 4 users, at most 4s"),
+    ):
         text = r.stdout + r.stderr
         assert run_line in text, text[-3000:]
         assert not [w for w in LOCUST_SELF_WARNINGS if w in text], text[-3000:]
