@@ -27,7 +27,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from reporting.verdict import MEANING, labelled
+from reporting.verdict import MEANING, format_value, labelled
 
 log = logging.getLogger("suite")
 
@@ -682,6 +682,9 @@ def _exit_text(code: Any) -> str:
     return f" (exit {code}: {MEANING.get(code, 'unknown')})" if code else ""
 
 
+TOTAL_COLUMNS = ("requests", "failures", "error_rate", "rps", "p50_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms")
+
+
 def render(summary: dict, baseline: dict | None = None, commit: str | None = None) -> str:
     s = summary
     profile = s.get("profile", "?")
@@ -702,15 +705,11 @@ def render(summary: dict, baseline: dict | None = None, commit: str | None = Non
     if s.get("reasons"):
         items = [(f"<b>{escape(kind)}</b>: " if kind else "") + escape(text) for kind, text in labelled(s)]
         body.append("<h3>Why it failed</h3><ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>")
+    body.append(f'<h2 id="totals">Totals (whole run, {fmt_seconds(s.get("duration_s", 0))})</h2>')
     body.append(
         _table(
-            [">requests", ">failures", ">error rate", ">RPS", ">p50 ms", ">p95 ms", ">p99 ms", ">max ms"],
-            [
-                [
-                    escape(_fmt(t.get(k), k))
-                    for k in ("requests", "failures", "error_rate", "rps", "p50_ms", "p95_ms", "p99_ms", "max_ms")
-                ]
-            ],
+            [">requests", ">failures", ">error rate", ">RPS", ">p50 ms", ">p95 ms", ">p99 ms", ">p99.9 ms", ">max ms"],
+            [[escape(_fmt(t.get(k), k)) for k in TOTAL_COLUMNS]],
             "totals",
         )
     )
@@ -721,7 +720,9 @@ def render(summary: dict, baseline: dict | None = None, commit: str | None = Non
         result = {True: '<span class="pass-cell">pass</span>', False: '<span class="fail-cell">FAIL</span>'}.get(
             th.get("pass"), "n/a"
         )
-        th_rows.append([escape(th.get("text", "")), escape(_fmt(th.get("actual"), th.get("metric", ""))), result])
+        th_rows.append(
+            [escape(th.get("text", "")), escape(format_value(th.get("metric", ""), th.get("actual"))), result]
+        )
     body.append(_table(["threshold", ">actual", "result"], th_rows, "thresholds") if th_rows else "<p>none</p>")
     body.append('<h2 id="charts">Charts</h2>')
     body.append(charts_html(s, baseline))

@@ -10,6 +10,7 @@ from locust import events
 
 from reporting import summary as sm
 from reporting.run import live_window, thresholds
+from reporting.verdict import format_value
 
 COLUMNS = [
     {"key": "threshold", "title": "Threshold"},
@@ -26,17 +27,7 @@ def live_rows(environment) -> list[dict]:
     results = sm.evaluate(thresholds(), rows, total)
     out = []
     for r in results:
-        current = (
-            "–"
-            if r["actual"] is None
-            else (
-                f"{r['actual']:.2%}"
-                if r["metric"] == "error_rate"
-                else f"{r['actual']:g} req/s"
-                if r["metric"] == "min_rps"
-                else f"{r['actual']:g} ms"
-            )
-        )
+        current = "–" if r["actual"] is None else format_value(r["metric"], r["actual"])
         result = "no data" if r["pass"] is None else ("PASS" if r["pass"] else "FAIL")
         out.append({"threshold": r["text"], "current": current, "result": result, "window": label})
     failing = sum(1 for r in results if r["pass"] is False)
