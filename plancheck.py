@@ -86,7 +86,7 @@ def _check_classes(options: Any, available: dict[str, type]) -> list[type]:
         if any(cls.__name__ in ("RateUser", "BurstUser") for cls in bare):
             hint = "; the open model's tasks come from RATE_CLASS, which tags do not filter: pick the class instead"
         else:
-            hint = "; name only classes whose tasks carry them (after the profile: run_tests.sh <profile> ... Class)"
+            hint = "; name classes whose tasks carry them before the tags (basic PaymentServiceUser --tags payments)"
         raise PlanError(f"{given} leaves no task to run in {what}{hint}")
     return running
 

@@ -314,12 +314,3 @@ def test_a_complete_run_replaces_the_whole_previous_set(sandbox, tmp_path):
     assert "previous" not in (reports / "smoke-summary.json").read_text()
     assert (reports / "smoke-ledger.jsonl").read_text() != PREVIOUS["{p}-ledger.jsonl"]
     assert not (reports / ".previous-smoke").exists()
-
-
-def test_a_shorter_profile_name_does_not_own_a_longer_ones_files(tmp_path):
-    from report_set import run_files
-
-    for name in ("rate-summary.json", "rate_stats.csv", "rate-distributed-summary.json", "rates.txt", "rate.json"):
-        (tmp_path / name).write_text("x")
-    names = [f.name for f in run_files("rate", tmp_path, list(TABLE))]
-    assert names == ["rate-summary.json", "rate.json", "rate_stats.csv"]
