@@ -498,6 +498,9 @@ def charts_html(summary: dict, baseline: dict | None) -> str:
         scope = "global" if name == TOTAL else name
         failed = any(th.get("scope") == scope and th.get("pass") is False for th in summary.get("thresholds", []))
         title = f"{name}: response time p50 / p95 / p99" + (" (threshold breached)" if failed else "")
+        row = tl["total"] if name == TOTAL else tl["endpoints"].get(name) or {}
+        if (row.get("points_s") or 0) > tl.get("bucket_s", 0):  # a sparse endpoint: wider points
+            title += f" (each point over {fmt_seconds(row['points_s'])})"
         return chart(
             title,
             _latency_series(tl, base_tl, name, x_max),

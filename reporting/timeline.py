@@ -7,6 +7,8 @@ time bucket. This section records, from Locust's ``request`` event:
 - per endpoint per time bucket, a histogram of response times in the buckets of the suite's one
   latency record (``reporting.latency``: 0.1 % relative accuracy), kept as bucket indices so a
   closed bucket packs into an int array, and read with the same percentile rule as every table;
+  an endpoint with fewer than :data:`MIN_PER_POINT` requests a bucket gets its percentiles over
+  groups of consecutive buckets (``points_s`` says how wide), so each point means something;
 - failures per bucket per endpoint by the suite's categories (``reporting.summary.categorize``);
 - the users running (the most seen in the bucket, sampled every second).
 
@@ -54,6 +56,8 @@ OTHER = "(other endpoints)"
 WIDTH_OPTION = "suite_timeline_bucket_s"  # set on the master, reaches the workers with its options
 NO_TIME = -(2**31)  # histogram key of a request reported without a response time (custom clients)
 _CATEGORY_CACHE_MAX = 2000
+MIN_PER_POINT = 20  # requests a percentile point should hold; sparser endpoints get wider points
+TOTAL_KEY = "\x00total"  # the total's histograms among the endpoints' (no endpoint is named so)
 
 
 def _items(counts):
@@ -134,6 +138,42 @@ def percentiles(hist) -> dict[str, float | None]:
     (``reporting.latency.percentile``); untimed requests left out."""
     timed = [(latency.index_value(i), n) for i, n in _items(hist) if i != NO_TIME and n]
     return {label: latency.percentile(timed, pct) for pct, label in PERCENTILES}
+
+
+def group_size(counts: list[int], least: int = MIN_PER_POINT) -> int:
+    """Buckets per percentile point: 1 where the endpoint has ``least`` requests a bucket on
+    average, else enough consecutive buckets (a power of two) that a point holds about that many;
+    a sparse endpoint's p99 of three requests is noise, not a figure."""
+    active = [c for c in counts if c]
+    if not active:
+        return 1
+    k = 1
+    while k < len(counts) and sum(active) / len(active) * k < least:
+        k *= 2
+    return k
+
+
+def _percentile_points(hists: list, row: dict[str, Any], width: int) -> int:
+    """Fill ``row``'s p50/p95/p99 lists (one value per bucket): each group of ``group_size``
+    buckets gets the percentiles of its merged histogram, repeated over its buckets. Returns the
+    seconds each point covers."""
+    counts = [sum(n for i, n in _items(h) if i != NO_TIME) for h in hists]
+    k = group_size(counts)
+    for label in ("p50", "p95", "p99"):
+        row[label] = []
+    for start in range(0, len(hists), k):
+        group = hists[start : start + k]
+        if len(group) == 1:
+            values = percentiles(group[0])
+        else:
+            merged: defaultdict[int, int] = defaultdict(int)
+            for h in group:
+                for i, n in _items(h):
+                    merged[i] += n
+            values = percentiles(merged)
+        for label, value in values.items():
+            row[label].extend([value] * len(group))
+    return k * width
 
 
 class TimelineSection(Section):
@@ -330,6 +370,7 @@ class TimelineSection(Section):
         total = {"failures": [], "p50": [], "p95": [], "p99": []}
         per_category: dict[str, list[int]] = {}
         names = sorted(self.methods)
+        hists: dict[str, list] = {n: [] for n in [*names, TOTAL_KEY]}  # per bucket, for the percentiles
         endpoints = {
             n: {"method": self.methods[n], "requests": [], "failures": [], "p50": [], "p95": [], "p99": []}
             for n in names
@@ -350,8 +391,8 @@ class TimelineSection(Section):
                 row = endpoints[n]
                 row["requests"].append(count)
                 row["failures"].append(sum((b.fails.get(n) or {}).values()))
-                for label, value in percentiles(h).items():
-                    row[label].append(value)
+                hists[n].append(h)
+            hists[TOTAL_KEY].append(merged)
             n_req = sum(merged.values())
             requests.append(n_req)
             rps.append(round(n_req / max(span[-1], 1.0), 3))
@@ -359,8 +400,8 @@ class TimelineSection(Section):
                 for category, c in fails.items():
                     per_category.setdefault(category, [0] * len(keys))[i] += c
             total["failures"].append(sum(sum(f.values()) for f in b.fails.values()))
-            for label, value in percentiles(merged).items():
-                total[label].append(value)
+        for n, row in [*endpoints.items(), (TOTAL_KEY, total)]:
+            row["points_s"] = _percentile_points(hists[n], row, w)
         from reporting.html_report import MONEY_ENDPOINTS  # charted always; stdlib, imported only at the end
 
         steady = RUN.steady

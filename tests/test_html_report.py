@@ -410,6 +410,26 @@ assert len(long.buckets) <= tl.MAX_BUCKETS and long.width == 20, (len(long.bucke
 assert sum(bk.requests() for bk in long.buckets.values()) == 3 * tl.MAX_BUCKETS
 assert all(bk.closed for bk in long.buckets.values() if bk is not long.current)  # packed into arrays
 
+# a sparse endpoint: its percentile points cover groups of buckets holding ~20 requests each
+sparse = tl.TimelineSection()
+sparse.reset(1)  # 1 s buckets, as a short run has
+sparse._round = latency.bucket_index
+t1 = 1_700_000_000
+for b in range(16):
+    sparse._open(t1 + b)
+    sparse.on_request("GET", "GET /dense", 5 + b, 0)
+    for _ in range(40):
+        sparse.on_request("GET", "GET /dense", 5 + b, 0)
+    for _ in range(3):
+        sparse.on_request("GET", "GET /rare", 100 + 10 * b, 0)
+sparse.environment = Env()
+figs = sparse.figures(t1, t1 + 16)
+rare, dense = figs["endpoints"]["GET /rare"], figs["endpoints"]["GET /dense"]
+assert dense["points_s"] == 1 and rare["points_s"] == 8, (dense["points_s"], rare["points_s"])
+assert len(rare["p95"]) == len(figs["t"]) == 16 and len(set(rare["p95"])) == 2, rare["p95"]
+assert rare["p95"][0] == latency.bucket(170.0), rare["p95"]  # 24 requests of 100..170 ms: p95 is 170
+assert len(set(dense["p50"])) == 16
+
 # the endpoint cap: names beyond it are counted together
 capped = tl.TimelineSection()
 capped._round = latency.bucket_index
