@@ -3,7 +3,8 @@
 ``aside PROFILE DIR`` moves the previous run's files of the profile (``<profile>-*``, ``<profile>_*``,
 ``<profile>.*``) into ``DIR/.previous-<profile>/`` just before Locust starts. ``finish PROFILE DIR``
 runs after it: when the new run wrote its summary (its set is complete) the previous files are
-dropped; otherwise the new run's files are removed and the previous ones put back, byte for byte.
+dropped; otherwise the new run's files move to ``DIR/.failed-<profile>/`` (for its logs) and the
+previous ones come back, byte for byte.
 A runner that died between the two leaves the folder aside: the next ``aside`` puts it back first.
 Files shared by every run (``history.jsonl``, ``baselines/``, ``sandbox.log``) are not a run's set."""
 
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 
 ASIDE = ".previous-{profile}"
+FAILED = ".failed-{profile}"  # the last run that ended without a summary: its partial files
 
 
 def run_files(profile: str, folder: Path, profiles: list[str]) -> list[Path]:
@@ -30,18 +32,25 @@ def run_files(profile: str, folder: Path, profiles: list[str]) -> list[Path]:
 
 
 def _restore(profile: str, folder: Path, profiles: list[str]) -> None:
+    """The incomplete run's files into ``.failed-<profile>/`` (its logs say why it failed), the
+    previous run's back in their place."""
+    partial = run_files(profile, folder, profiles)
+    if partial:
+        failed = folder / FAILED.format(profile=profile)
+        shutil.rmtree(failed, ignore_errors=True)
+        failed.mkdir()
+        for f in partial:
+            f.replace(failed / f.name)
     aside = folder / ASIDE.format(profile=profile)
-    if not aside.is_dir():
-        return
-    for f in run_files(profile, folder, profiles):
-        f.unlink()
-    for f in aside.iterdir():
-        f.replace(folder / f.name)
-    aside.rmdir()
+    if aside.is_dir():
+        for f in aside.iterdir():
+            f.replace(folder / f.name)
+        aside.rmdir()
 
 
 def set_aside(profile: str, folder: Path, profiles: list[str]) -> None:
-    _restore(profile, folder, profiles)  # a runner that died mid-run: its previous set comes back first
+    if (folder / ASIDE.format(profile=profile)).is_dir():  # a runner that died mid-run: its previous set back first
+        _restore(profile, folder, profiles)
     files = run_files(profile, folder, profiles)
     if not files:
         return
@@ -54,7 +63,8 @@ def set_aside(profile: str, folder: Path, profiles: list[str]) -> None:
 def finish(profile: str, folder: Path, profiles: list[str]) -> bool:
     """True when the new run's set stays (it wrote its summary); False when the previous one came back."""
     if (folder / f"{profile}-summary.json").is_file():
-        shutil.rmtree(folder / ASIDE.format(profile=profile), ignore_errors=True)
+        for leftover in (ASIDE, FAILED):
+            shutil.rmtree(folder / leftover.format(profile=profile), ignore_errors=True)
         return True
     _restore(profile, folder, profiles)
     return False
@@ -71,8 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     names = list(profiles.load())
     if what == "aside":
         set_aside(profile, folder, names)
-    elif not finish(profile, folder, names):
-        print(f"reports: the run wrote no summary; {folder}/ keeps the previous run's {profile} files", file=sys.stderr)
+        return 0
+    had_previous = (folder / ASIDE.format(profile=profile)).is_dir()
+    if not finish(profile, folder, names):
+        kept = f"the previous run's {profile} files are back" if had_previous else f"no {profile} files are left"
+        failed = folder / FAILED.format(profile=profile)
+        print(f"reports: the run wrote no summary; {kept} (its partial files: {failed}/)", file=sys.stderr)
     return 0
 
 

@@ -299,8 +299,9 @@ def test_a_late_failure_leaves_the_previous_run_byte_identical(sandbox, tmp_path
     files = _previous_run(reports, "smoke")
     r = runner(["smoke"], env=target_env(sandbox, tmp_path, RUN_TIME="5s"), cwd=copy)
     assert r.returncode == 2, r.stderr[-2000:]
-    assert "keeps the previous run's smoke files" in r.stderr
+    assert "the previous run's smoke files are back" in r.stderr
     _untouched(files, reports, "smoke")
+    assert (reports / ".failed-smoke" / "smoke-ledger.jsonl").is_file()  # the failed run's files, for its logs
 
 
 def test_a_complete_run_replaces_the_whole_previous_set(sandbox, tmp_path):

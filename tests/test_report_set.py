@@ -40,14 +40,17 @@ def test_a_run_without_a_summary_puts_the_previous_set_back_byte_for_byte(tmp_pa
     assert finish("smoke", tmp_path, PROFILES) is False
     assert _contents(tmp_path) == {**previous, **others}
     assert not (tmp_path / ".previous-smoke").exists()
+    assert set(_contents(tmp_path / ".failed-smoke")) == {"smoke_stats.csv", "smoke-ledger.jsonl", "smoke-worker-1.log"}
 
 
 def test_a_run_with_its_summary_keeps_only_its_own_set(tmp_path):
     _files(tmp_path, ["smoke-summary.json", "smoke_stats.csv", "smoke-worker-1.log"], "previous")
     set_aside("smoke", tmp_path, PROFILES)
     new = _files(tmp_path, ["smoke-summary.json", "smoke_stats.csv"], "new")
+    (tmp_path / ".failed-smoke").mkdir()  # an earlier failed run's files: stale once a run completes
     assert finish("smoke", tmp_path, PROFILES) is True
     assert _contents(tmp_path) == new and not (tmp_path / ".previous-smoke").exists()
+    assert not (tmp_path / ".failed-smoke").exists()
 
 
 def test_a_runner_that_died_mid_run_gets_the_previous_set_back_at_the_next_run(tmp_path):
