@@ -16,6 +16,7 @@ import gevent
 import apis
 from money.reconcile import MISMATCHES
 from monitoring import PREFIX
+from reporting.verdict import headline
 
 log = logging.getLogger("suite.metrics")
 
@@ -246,12 +247,15 @@ class Collector:
                     backend.count(f"{PREFIX}.money.mismatches", int(counts[check] or 0), self._tags(check=check))
             backend.count(f"{PREFIX}.thresholds.breached", len(breached), self._tags())
         backend.count(f"{PREFIX}.runs", 1, self._tags(phase="end", verdict=verdict))
-        lines = [f"verdict: {verdict.upper()}", f"run id {self.constant.get('run_id', '')}"]
+        # the verdict line and its reasons as the run printed them: most severe first, in units
+        lines = [
+            headline(summary, count=0).rstrip(" -") if summary else "verdict: NONE",
+            f"run id {self.constant.get('run_id', '')}",
+        ]
         if summary is not None:
             totals = summary.get("totals") or {}
             lines.append(f"requests {totals.get('requests')}, failures {totals.get('failures')}")
-        lines += [f"threshold breached: {t.get('text')} (actual {t.get('actual')})" for t in breached[:10]]
-        lines += [r for r in reasons if not r.startswith("threshold breached")][:5]
+        lines += reasons[:15]
         alert = "success" if verdict == "pass" else ("error" if verdict == "fail" else "info")
         backend.event(f"Load test {profile}: {verdict.upper()}", "\n".join(lines)[:3000], alert, self._tags())
 
