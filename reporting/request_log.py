@@ -36,7 +36,8 @@ log = logging.getLogger("suite.request_log")
 
 HEADER = "sent\tdue\tmethod\tendpoint\tstatus\tok\tservice_ms\tcorrected_ms\tworker\n"
 COLUMNS = HEADER.rstrip("\n").split("\t")
-FLUSH_LINES = 8192  # ~1 MB of lines: one write per that many requests
+FLUSH_LINES = 8192  # 0.5-0.7 MB of lines (60-85 bytes each): one write per that many requests
+NAMES_CACHED = 10_000  # endpoint names kept cleaned (the suite names its requests; a bound all the same)
 WORKER_SUFFIX = ".worker"
 _perf = time.perf_counter
 # The due time of the request being reported, per greenlet (each has its own context).
@@ -75,7 +76,9 @@ class RequestLog:
         # an endpoint name with a tab or a newline would break the line: replaced once, then cached
         clean = self.names.get(text)
         if clean is None:
-            clean = self.names[text] = str(text).replace("\t", " ").replace("\n", " ").replace("\r", " ")
+            clean = str(text).replace("\t", " ").replace("\n", " ").replace("\r", " ")
+            if len(self.names) < NAMES_CACHED:
+                self.names[text] = clean
         return clean
 
     def note_due(self, **_kw: Any) -> None:
@@ -138,20 +141,22 @@ class RequestLog:
 
     def flush(self) -> None:
         if self.file is None or self.file.closed:
-            self.lines.clear()  # no run (yet): Locust does not count these either
+            self.lines.clear()  # no run (yet), or the file failed: Locust does not count these either
             return
-        if self.lines:
-            self.file.write("".join(self.lines))
-            self.lines.clear()
-        self.file.flush()
+        try:
+            if self.lines:
+                self.file.write("".join(self.lines))
+            self.file.flush()
+        except OSError as exc:  # a full disk: said once, and the log stops (the reader then disagrees)
+            log.error("request log %s: cannot write (%s); the log is incomplete from here", self.file.name, exc)
+            self.file = None
+        self.lines.clear()
 
     def close(self) -> None:
         if self.file is not None and not self.file.closed:
-            try:
-                self.flush()
+            self.flush()
+            if self.file is not None:
                 self.file.close()
-            except OSError as exc:
-                log.warning("request log %s: %s", self.path, exc)
         self.file = None
 
 

@@ -21,6 +21,9 @@ from tests.helpers import ROOT, free_port
 from tests.test_open_model import run as run_clean
 from tests.test_runner import locust_totals, target_env
 
+# A busy shared machine may breach a latency threshold (1) or the generator's CPU limit (5): the
+# log must match the summary all the same. Usage (2), unreachable (3) or money (4) would be a fault.
+OUTCOMES = (0, 1, 5)
 HEADER = "sent\tdue\tmethod\tendpoint\tstatus\tok\tservice_ms\tcorrected_ms\tworker"
 
 
@@ -57,7 +60,7 @@ def test_a_local_run_logs_every_request_and_the_log_recomputes_the_summary(sandb
     stale.write_text(HEADER + "\n")
     started = time.time()
     r = run_clean("smoke", _env(sandbox, tmp_path, RUN_TIME="5s", REQUEST_LOG=str(log)), timeout=180)
-    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.returncode in OUTCOMES, r.stderr[-3000:]
     reports = tmp_path / "reports"
     summary = json.loads((reports / "smoke-summary.json").read_text())
     rows = lines_of(log)
@@ -92,7 +95,7 @@ def test_a_local_run_logs_every_request_and_the_log_recomputes_the_summary(sandb
 def test_a_rate_run_logs_the_open_models_own_corrected_latency(sandbox, tmp_path):
     log = tmp_path / "requests.tsv"
     r = run_clean("rate", _env(sandbox, tmp_path, TARGET_RPS="40", RUN_TIME="4s", REQUEST_LOG=str(log)), timeout=120)
-    assert r.returncode in (0, 1), r.stderr[-3000:]  # 1: the 2-core machine may be too busy for the rate
+    assert r.returncode in OUTCOMES, r.stderr[-3000:]
     summary_path = tmp_path / "reports" / "rate-summary.json"
     summary = json.loads(summary_path.read_text())
     rows = lines_of(log)
@@ -127,7 +130,7 @@ def test_distributed_workers_files_add_up_to_the_masters_totals(sandbox, tmp_pat
         for w in workers:
             w.terminate()
             w.wait(timeout=30)
-    assert master.returncode == 0, master.stderr[-9000:]
+    assert master.returncode in OUTCOMES, master.stderr[-9000:]
     summary = json.loads((reports / "distributed-summary.json").read_text())
     files = sorted(tmp_path.glob("requests.tsv.worker*"))
     assert [f.name for f in files] == ["requests.tsv.worker0", "requests.tsv.worker1"] and not log.exists()
