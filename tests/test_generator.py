@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import common
+from bench import common, generator
 from bench.generator import same_work_commands, write_bodies
 from tests.helpers import ROOT
 
@@ -128,3 +128,25 @@ def test_window_opens_after_the_first_payment_and_counts_what_is_inside() -> Non
 def test_a_generator_that_stops_inside_the_window_is_an_error() -> None:
     with pytest.raises(RuntimeError, match="stopped sending"):
         common.windowed_run([common.PY, "-c", "pass"], "0", FakeTarget(), warmup=1.5, seconds=1.0)
+
+
+def test_ratios_put_the_suite_on_top_and_cpu_the_right_way_up() -> None:
+    """A suite that does 900 req/s on 110 us per request against plain Locust's 1,000 on 100 us is
+    0.9 of it both ways (more CPU per request is less throughput per core)."""
+
+    def run(rps: float, cpu_us: float, busy: float = 1.0) -> dict:
+        return {"rps": rps, "cpu_us_per_request": cpu_us, "generator_core_busy": busy}
+
+    runs = {
+        "suite": [run(900, 110), run(450, 110, 0.5), run(900, 110)],
+        "plain_locust": [run(1000, 100), run(1000, 100), run(500, 99, 0.5)],
+        "k6": [run(1800, 55)] * 3,
+        "suite_with_reports": [run(800, 125)] * 3,
+    }
+    figures = generator.summarize(runs)
+    suite = figures["ratios"]["suite_to_plain_locust"]
+    assert suite["req_s"] == 0.9 and suite["per_round"] == [0.9, 0.45, 1.8] and suite["per_round_median"] == 0.9
+    assert suite["cpu"] == round(100 / 110, 3)
+    assert figures["ratios"]["suite_to_k6"]["cpu"] == 0.5
+    assert figures["median_requests_per_cpu_second"]["suite"] == 9091
+    assert figures["contended"]
