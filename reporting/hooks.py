@@ -14,6 +14,7 @@ from pathlib import Path
 
 import gevent
 from locust import events
+from locust.rpc import Message
 from locust.runners import STATE_INIT, LocalRunner, MasterRunner, WorkerRunner
 
 import options
@@ -133,8 +134,29 @@ def on_test_stopping(environment, **_kwargs) -> None:
 @events.test_stop.add_listener
 def on_test_stop(environment, **_kwargs) -> None:
     RUN.steady.end()
-    if environment.runner is not None:
-        RUN.peak_users = max(RUN.peak_users, environment.runner.user_count)
+    runner = environment.runner
+    if runner is not None:
+        RUN.peak_users = max(RUN.peak_users, runner.user_count)
+    if isinstance(runner, MasterRunner) and runner.user_count > 0:
+        _quit_workers_and_wait(runner)
+
+
+def _quit_workers_and_wait(runner: MasterRunner) -> None:
+    """A headless master ends the run by telling its workers to quit without stopping them first,
+    and gives their final stats reports 0.5 s (``MasterRunner.quit``); a worker whose users are
+    still in flight (a slow target, the open model's arrivals) finishes them within --stop-timeout
+    and reports after the master stopped listening, so those requests were lost from the totals.
+    Here (test_stop fires inside ``quit`` before its own quit messages, with the workers' users still
+    counted) the workers are told to quit now and their final reports awaited, bounded by the stop
+    timeout; the UI's stop path has already waited for them (no users left) and skips this."""
+    since = time.monotonic()
+    RUN.stopping_at = RUN.stopping_at if RUN.stopping_at is not None else since
+    for client in list(runner.clients.all):
+        runner.server.send_to_client(Message("quit", None, client.id))
+    bound = float(runner.environment.stop_timeout or 0) + 2 * WORKER_REPORT_INTERVAL_S
+    silent = RUN.await_final_reports(since, timeout=bound)
+    if silent:
+        log.warning("no final stats report from worker(s) %s within %.0f s of the stop", silent, bound)
 
 
 @events.quitting.add_listener

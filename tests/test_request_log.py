@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, free_port
+from tests.helpers import ROOT, Sandbox, free_port
 from tests.test_open_model import run as run_clean
 from tests.test_runner import locust_totals, target_env
 
@@ -109,8 +109,23 @@ def test_a_rate_run_logs_the_open_models_own_corrected_latency(sandbox, tmp_path
     assert "corrected" in out.stdout and "0 differ" in out.stdout
 
 
-def test_distributed_workers_files_add_up_to_the_masters_totals(sandbox, tmp_path):
-    """The runner's own master and worker commands (its dry run prints them), on a free port."""
+@pytest.mark.parametrize("bank_latency_ms", [0, 700], ids=["fast", "slow-target"])
+def test_distributed_workers_files_add_up_to_the_masters_totals(sandbox, tmp_path, bank_latency_ms):
+    """The runner's own master and worker commands (its dry run prints them), on a free port. With a
+    slow target, payments are still in flight when the run time is up: the workers finish them
+    within the stop timeout, and the master waits for their final reports (it used to give them
+    0.5 s, and the totals lost them)."""
+    if bank_latency_ms:
+        box = Sandbox(tmp_path / "slow-data", env={"SANDBOX_BANK_LATENCY_MS": str(bank_latency_ms)}).start()
+        try:
+            _distributed_run(box, tmp_path)
+        finally:
+            box.stop()
+    else:
+        _distributed_run(sandbox, tmp_path)
+
+
+def _distributed_run(sandbox, tmp_path: Path) -> None:
     log, reports, port = tmp_path / "requests.tsv", tmp_path / "reports", free_port()
     env = _env(sandbox, tmp_path, REQUEST_LOG=str(log), RUN_TIME="6s", USERS="6", SPAWN_RATE="6", WORKERS="2")
     plan = run_clean("distributed", {**env, "DRY_RUN": "1"}, timeout=60)
