@@ -138,7 +138,12 @@ def efficiency(args) -> None:
             for i in range(args.repeat):  # interleaved, the order rotated, so drift hits all rows alike
                 for row in ROWS[i % len(ROWS) :] + ROWS[: i % len(ROWS)]:
                     cmd, env = same_work_commands(row, nginx.url, args.users, run_s, tmp)
-                    run = windowed_run(cmd, gen, nginx, args.warmup, args.seconds, env)
+                    try:
+                        run = windowed_run(cmd, gen, nginx, args.warmup, args.seconds, env)
+                    except RuntimeError as exc:  # stopped before the window closed: once more, said so
+                        print(f"round {i + 1} {row}: {exc}; running it again", flush=True)
+                        run = windowed_run(cmd, gen, nginx, args.warmup, args.seconds, env)
+                        run["rerun_because"] = str(exc)
                     run.update(round=i + 1, failed_checks_whole_run=failed_checks(row, tmp))
                     runs[row].append(run)
                     print(f"round {i + 1} {row}: {run['rps']} req/s, {run['cpu_us_per_request']} us/req", flush=True)
