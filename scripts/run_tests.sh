@@ -223,7 +223,7 @@ run_worker() {  # worker [profile]: the profile's locustfiles and wait times, th
   local name="${1:-basic}" locustfiles="" i
   [ "$#" -gt 0 ] && shift
   distributed_settings
-  load_plan plan "$name"
+  load_plan plan "$name" "$@"  # its extra arguments (an extra locustfile for RATE_CLASS) checked too
   for i in "${!PLAN_CMD[@]}"; do [ "${PLAN_CMD[$i]}" = -f ] && locustfiles="${PLAN_CMD[$((i + 1))]}"; done
   PLAN_CMD=("$PY" -m locust -f "$locustfiles" --worker --master-host "$MASTER_HOST_V" --master-port "$MASTER_PORT_V" "$@")
   if [ "$PLAN_DRY_RUN" = 1 ]; then print_command "${PLAN_CMD[@]}"; return 0; fi

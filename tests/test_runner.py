@@ -332,3 +332,14 @@ def test_an_unreachable_bank_alone_is_named_first(tmp_path):
     lines = r.stderr.strip().splitlines()
     assert lines[0].startswith("target unreachable: BankingAPI at http://127.0.0.1:9: connection refused"), lines
     assert "sandbox" not in r.stderr
+
+
+def test_a_worker_takes_the_extra_locustfile_its_rate_class_lives_in():
+    """``worker <profile> -f ...``: the extra arguments are checked with the profile (a RATE_CLASS
+    from an extra locustfile is known), and reach the worker's command."""
+    files = "locustfile.py,rate_scenarios.py,bench/open_model_locustfile.py"
+    r = run("worker", "rate", "-f", files, env={"DRY_RUN": "1", "RATE_CLASS": "PaymentOnlyUser"})
+    assert r.returncode == 0, r.stderr
+    assert "--worker" in r.stdout and files in r.stdout
+    r = run("worker", "rate", env={"DRY_RUN": "1", "RATE_CLASS": "PaymentOnlyUser"})
+    assert r.returncode == 2 and "RATE_CLASS='PaymentOnlyUser'" in r.stderr, r.stderr
