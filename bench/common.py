@@ -258,13 +258,14 @@ def windowed_run(
         stderr=subprocess.PIPE,
         text=True,
     )
-    samples: list[tuple[float, float, float]] = []  # (epoch s, generator CPU s, nginx workers' CPU s)
+    # (epoch s, generator CPU s, nginx workers' CPU s, generator's wait for a CPU s)
+    samples: list[tuple[float, float, float, float]] = []
 
     def sample() -> None:
         try:
             tool = psutil.Process(proc.pid)
             while proc.poll() is None:
-                samples.append((time.time(), _cpu_s(tool), nginx.worker_cpu_s()))
+                samples.append((time.time(), _cpu_s(tool), nginx.worker_cpu_s(), _runqueue_wait_s(proc.pid)))
                 time.sleep(0.1)
         except psutil.Error:  # the generator has exited
             return
@@ -293,6 +294,7 @@ def windowed_run(
         )
     gen_cpu = _at(samples, end, 1) - _at(samples, start, 1)
     nginx_cpu = _at(samples, end, 2) - _at(samples, start, 2)
+    waited = _at(samples, end, 3) - _at(samples, start, 3)
     n = len(inside)
     return {
         "requests": n,
@@ -300,6 +302,8 @@ def windowed_run(
         "non_201_in_window": sum(1 for s in inside if s != 201),
         "cpu_us_per_request": round(gen_cpu * 1e6 / max(1, n), 1),
         "generator_core_busy": round(gen_cpu / seconds, 3),
+        # time the generator was ready to run but another process had its core (other work on the machine)
+        "generator_waited_for_cpu": round(waited / seconds, 3),
         "nginx_cpu_us_per_request": round(nginx_cpu * 1e6 / max(1, n), 1),
         "first_request_s_after_launch": round(first - samples[0][0], 2) if samples else None,
         "sent_s_after_window": round(last - end, 2),
@@ -310,7 +314,19 @@ def windowed_run(
     }
 
 
-def _at(samples: list[tuple[float, float, float]], t: float, column: int) -> float:
+def _runqueue_wait_s(pid: int) -> float:
+    """Seconds the process's threads have waited on a run queue (runnable, not running): the
+    second field of /proc/<pid>/task/<tid>/schedstat; 0 where the kernel does not keep it."""
+    total = 0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            total += int(stat.read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
+
+
+def _at(samples: list[tuple[float, ...]], t: float, column: int) -> float:
     """A sampled counter at time ``t``, linearly interpolated between the samples around it."""
     before = [s for s in samples if s[0] <= t]
     after = [s for s in samples if s[0] >= t]
