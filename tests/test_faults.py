@@ -136,20 +136,27 @@ def test_slow_target_times_out_instead_of_hanging(tmp_path):
 
 
 # 5. Misbehaving target: 5xx, truncated JSON, wrong schema.
-def test_misbehaving_bank_is_counted_with_reasons_and_crashes_no_user(tmp_path):
-    box = Sandbox(
-        tmp_path / "data",
-        env={
-            "SANDBOX_BANK_ERROR_RATE": "0.15",
-            "SANDBOX_BANK_MALFORMED_RATE": "0.15",
-            "SANDBOX_BANK_SCHEMA_ERROR_RATE": "0.15",
-        },
-    ).start()
+MISBEHAVING_BANK = {
+    "SANDBOX_BANK_ERROR_RATE": "0.15",
+    "SANDBOX_BANK_MALFORMED_RATE": "0.15",
+    "SANDBOX_BANK_SCHEMA_ERROR_RATE": "0.15",
+}
+
+
+def _banking_against_a_misbehaving_bank(tmp_path: Path, **extra: str) -> subprocess.CompletedProcess:
+    box = Sandbox(tmp_path / "data", env=MISBEHAVING_BANK).start()
     try:
-        r = run("banking", env=target_env(box, tmp_path, RUN_TIME="6s", USERS="5", SPAWN_RATE="5"), timeout=120)
+        env = target_env(box, tmp_path, RUN_TIME="6s", USERS="5", SPAWN_RATE="5", **extra)
+        return run("banking", env=env, timeout=120)
     finally:
         box.stop()
-    assert r.returncode == 1
+
+
+def test_misbehaving_bank_is_counted_with_reasons_and_crashes_no_user(tmp_path):
+    # What this test is about: failures counted with their reasons, no user crashes. The money
+    # check is left out here (RECONCILE=off); the next test holds what it says.
+    r = _banking_against_a_misbehaving_bank(tmp_path, RECONCILE="off")
+    assert r.returncode == 1, r.stderr[-3000:]
     s = _summary(tmp_path, "banking")
     cats = s["errors_by_category"]
     assert cats["5xx"] > 0 and cats["bad_body"] > 0
@@ -160,7 +167,19 @@ def test_misbehaving_bank_is_counted_with_reasons_and_crashes_no_user(tmp_path):
     assert not any("exception" in p for p in s["integrity"]["problems"])
 
 
-# 6. SIGINT and SIGTERM mid-run.
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect, seen before the exit statuses made it visible (it exited 1 with the rest): "
+    "against a bank that answers 5xx and unreadable 201s before doing the work, the settlement check "
+    "finds the client counting more captured than the bank shows (e.g. client 442,335, bank 126,912), "
+    "all of the excess from outcomes resolved by replay; not yet diagnosed, so the money verdict of such "
+    "a run (exit 4) is not to be trusted",
+)
+def test_misbehaving_bank_moves_no_money_the_client_did_not_see(tmp_path):
+    _banking_against_a_misbehaving_bank(tmp_path)
+    s = _summary(tmp_path, "banking")
+    assert s["money"]["status"] != "mismatch", s["money"]["problems"]
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_mid_run_writes_every_report_with_exact_totals(sandbox, tmp_path, sig):
     env = {**os.environ, **target_env(sandbox, tmp_path, RUN_TIME="60s")}
