@@ -267,9 +267,12 @@ def test_endurance_in_small_memory_is_flat(sandbox, tmp_path):
     s = _summary(tmp_path, "basic")
     assert s["totals"]["rps"] > 200, s["totals"]  # a high rate throughout, not a stall
     # Bounded stores fill during warm-up; what still grows is Locust's own per-second counters per
-    # endpoint name (~45 here) and its history, a few MB per 10 min. An unbounded store at this rate
-    # (a payment kept per request) would add 50+ MB per 10 min.
-    assert per_10_min < 12.0, f"RSS grows {per_10_min:.2f} MB per 10 min: {samples}"
+    # endpoint name (~45 here) and its history, a few MB per 10 min, and the latency record's buckets
+    # (reporting/latency.py: bounded at ~1,150 per decade per endpoint, but rarer response times keep
+    # adding buckets long after warm-up, and the total's 20 per-second copies grow with it: 12.9 MB
+    # per 10 min measured on a loaded machine). An unbounded store at this rate (a payment kept per
+    # request) would add 50+ MB per 10 min.
+    assert per_10_min < 20.0, f"RSS grows {per_10_min:.2f} MB per 10 min: {samples}"
     # the reconciliation streams the ledger: its peak does not scale with the run's length
     peak = max(m for _, m in samples)
     assert peak < later[-1][1] + 80, f"end-of-run peak {peak:.0f} MB: {samples[-6:]}"
