@@ -72,6 +72,10 @@ class ServedPair:
         self.log.seek(0)
         return self.log.read()
 
+    def health_urls(self) -> list[str]:
+        """What must answer before the pair counts as started."""
+        return [self.payment_url + "/health", self.bank_url + "/health"]
+
     def start(self, timeout: float = 20.0):
         self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed when the object goes away)
         self.proc = subprocess.Popen(
@@ -88,10 +92,7 @@ class ServedPair:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited early: {self.output()}")
             try:
-                if (
-                    requests.get(self.payment_url + "/health", timeout=0.5).ok
-                    and requests.get(self.bank_url + "/health", timeout=0.5).ok
-                ):
+                if all(requests.get(url, timeout=0.5).ok for url in self.health_urls()):
                     return self
             except requests.RequestException:
                 pass

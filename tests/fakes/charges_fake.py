@@ -12,16 +12,11 @@ import argparse
 import itertools
 import json
 import signal
-import subprocess
 import sys
-import tempfile
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import requests
-
-from tests.helpers import ROOT, ServedPair
+from tests.helpers import ServedPair
 
 _ids = itertools.count(1)
 _lock = threading.Lock()
@@ -76,23 +71,8 @@ class ChargesFake(ServedPair):
     def command(self) -> list[str]:
         return [sys.executable, "-m", "tests.fakes.charges_fake", "--port", str(self.payment_port)]
 
-    def start(self, timeout: float = 20.0):
-        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed when the object goes away)
-        self.proc = subprocess.Popen(
-            self.command(), cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:  # its health path is /healthz, not ServedPair's /health
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited early: {self.output()}")
-            try:
-                if requests.get(self.payment_url + "/healthz", timeout=0.5).ok:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"{self.name} did not become healthy in time")
+    def health_urls(self) -> list[str]:
+        return [self.payment_url + "/healthz"]  # its health path is /healthz, not ServedPair's /health
 
 
 def main() -> int:
